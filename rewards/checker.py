@@ -1,0 +1,75 @@
+"""The shape every checker module has, and the registry that names them.
+
+A CPU checker module defines ``Settings`` (a ``CheckerSettings``), ``check(sample, settings)``, a cheap
+``work_key(sample, settings)`` and optionally ``warm()``, and exposes them as ``CHECKER = Checker(...)``.
+``check`` runs inside a worker process; ``work_key`` runs in the service process and must be cheap
+(linear in the input, no sympy): two samples with equal keys under equal settings get equal results, which is
+what lets the service de-duplicate and cache.
+
+A sandbox checker (``code``) has an async ``check(sample, settings, sandbox)`` instead and runs in the service's
+event loop against a sandbox pool.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from rewards.result import CheckResult, Sample
+
+__all__ = ["CHECKERS", "Checker", "CheckerSettings", "load_checker", "UnknownChecker"]
+
+CHECKERS: dict[str, str] = {
+    "math": "rewards.math:CHECKER",
+    "format": "rewards.format:CHECKER",
+    "language": "rewards.language:CHECKER",
+    "code": "rewards.code:CHECKER",
+}
+
+
+class UnknownChecker(KeyError):
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+        self.valid = sorted(CHECKERS)
+
+
+class CheckerSettings(BaseModel):
+    """Base for every checker's settings: unknown keys are errors, instances are hashable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    weight: float = Field(1.0, description="Weight of this component in the item's reward.")
+
+    def deadline_s(self) -> float:
+        """Wall-clock seconds one item may take in a worker before the pool kills it."""
+        return 10.0
+
+    def cache_token(self) -> str:
+        """Settings that change the score, as a stable string (the weight does not)."""
+        return self.model_dump_json(exclude={"weight"})
+
+
+@dataclass(frozen=True)
+class Checker:
+    name: str
+    description: str
+    settings_model: type[CheckerSettings]
+    check: Callable[..., CheckResult] | Callable[..., Awaitable[CheckResult]]
+    work_key: Callable[[Sample, Any], str] | None = None
+    warm: Callable[[], None] | None = None
+    runs_in: Literal["cpu", "sandbox"] = "cpu"
+
+
+def load_checker(name: str) -> Checker:
+    try:
+        target = CHECKERS[name]
+    except KeyError:
+        raise UnknownChecker(name) from None
+    module_name, _, attr = target.partition(":")
+    checker: Checker = getattr(importlib.import_module(module_name), attr)
+    return checker

@@ -1,0 +1,117 @@
+"""The one protocol every sandbox backend speaks.
+
+Exceptions::
+
+    SandboxError                 our sandbox broke (never "the program failed": that is a RunStatus)
+    ├── SandboxUnavailable       no backend can run here (no Docker engine, no bwrap, image missing)
+    └── SandboxOverloaded        the bounded queue is full; retry later
+
+A job is one program in one language: it is compiled once (for compiled languages), then every run of the
+job executes the compiled program with its own stdin, in a fresh work dir, as a fresh process group, under the
+job's limits. The result of each run says what happened to the process; judging its output (AC/WA) is the
+checker's business, not the sandbox's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Final, Protocol, runtime_checkable
+
+__all__ = [
+    "ExecResult",
+    "Job",
+    "JobResult",
+    "Limits",
+    "Run",
+    "RunStatus",
+    "Sandbox",
+    "SandboxError",
+    "SandboxOverloaded",
+    "SandboxUnavailable",
+]
+
+
+class RunStatus:
+    OK: Final = "OK"  # exited 0 within limits (the checker decides AC or WA)
+    TLE: Final = "TLE"
+    MLE: Final = "MLE"
+    OLE: Final = "OLE"
+    RE: Final = "RE"  # non-zero exit or killed by a signal (see exit_code / signal)
+    CE: Final = "CE"  # compilation failed (only in JobResult.compile)
+    SANDBOX_ERROR: Final = "SANDBOX_ERROR"
+
+
+class SandboxError(Exception):
+    def __init__(self, message: str, *, backend: str | None = None) -> None:
+        super().__init__(message)
+        self.backend = backend
+
+
+class SandboxUnavailable(SandboxError):
+    pass
+
+
+class SandboxOverloaded(SandboxError):
+    def __init__(self, message: str, *, backend: str | None = None, retry_after_s: float = 1.0) -> None:
+        super().__init__(message, backend=backend)
+        self.retry_after_s = retry_after_s
+
+
+@dataclass(frozen=True)
+class Limits:
+    timeout_s: float = 5.0  # wall clock per run
+    compile_timeout_s: float = 30.0
+    memory_mb: int = 512  # address-space / cgroup cap per run
+    output_bytes: int = 1 << 20  # cap on each of stdout and stderr; more -> OLE
+    file_size_mb: int = 64  # RLIMIT_FSIZE; the work dir tmpfs is capped too
+    max_processes: int = 64
+
+
+@dataclass(frozen=True)
+class Run:
+    stdin: str = ""
+    argv: tuple[str, ...] = ()  # extra arguments after the language's run command
+    files: Mapping[str, str] = field(default_factory=dict)  # extra files for this run only (e.g. a test harness)
+
+
+@dataclass(frozen=True)
+class Job:
+    language: str  # a name or alias from sandboxes.languages.LANGUAGES
+    source: str
+    runs: Sequence[Run]
+    limits: Limits = Limits()
+    files: Mapping[str, str] = field(default_factory=dict)  # extra files beside the source, for every run
+    stop_on_first_failure: bool = False  # skip the remaining runs after the first non-OK run
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    status: str  # a RunStatus
+    exit_code: int | None = None
+    signal: int | None = None
+    stdout: str = ""  # decoded with errors="replace", capped at limits.output_bytes
+    stderr: str = ""
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+    peak_memory_kb: int = 0
+    message: str = ""  # human note from the sandbox (why SANDBOX_ERROR, which limit was hit)
+
+
+@dataclass(frozen=True)
+class JobResult:
+    compile: ExecResult | None  # None for interpreted languages
+    runs: Sequence[ExecResult]  # one per Job.runs, in order; skipped runs are absent at the end
+
+
+@runtime_checkable
+class Sandbox(Protocol):
+    name: str
+
+    async def start(self) -> None: ...
+
+    async def run(self, job: Job) -> JobResult:
+        """Run a job; raise SandboxError only when the sandbox itself failed."""
+        ...
+
+    async def close(self) -> None: ...
