@@ -63,6 +63,9 @@ class Checker:
     work_key: Callable[[Sample, Any], str] | None = None
     warm: Callable[[], None] | None = None
     runs_in: Literal["cpu", "sandbox"] = "cpu"
+    # Score given when the pool has to kill a worker stuck on an item. A number means the hang is the
+    # completion's fault (math: an absurd expression); None means it is ours and the item is masked.
+    hang_score: float | None = None
 
 
 def load_checker(name: str) -> Checker:

@@ -19,3 +19,58 @@ def missing_backend(reason: str) -> None:
     if REQUIRE_SANDBOXES:
         pytest.fail(f"RLVR_REQUIRE_SANDBOXES=1 but {reason}{hint}", pytrace=False)
     pytest.skip(f"{reason}{hint}")
+
+
+# -- a live rlvr service, shared by the service and SDK tests --------------------------------------------------
+
+import socket  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+
+
+@dataclass(frozen=True)
+class LiveService:
+    url: str
+    app: object
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def start_service(**settings: object) -> tuple[LiveService, object, threading.Thread]:
+    """Start a real uvicorn server with the real worker pool in a background thread."""
+    import uvicorn
+
+    from service.app import create_app
+    from service.settings import Settings
+
+    port = _free_port()
+    app = create_app(Settings(port=port, **settings))  # type: ignore[arg-type]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 180
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the rlvr service did not start")
+        time.sleep(0.05)
+    return LiveService(f"http://127.0.0.1:{port}", app), server, thread
+
+
+def stop_service(server: object, thread: threading.Thread) -> None:
+    server.should_exit = True  # type: ignore[attr-defined]
+    thread.join(timeout=60)
+
+
+@pytest.fixture(scope="session")
+def live_service() -> Iterator[LiveService]:
+    """The service as a user runs it: 2 workers, sandboxes chosen automatically."""
+    service, server, thread = start_service(workers=2, sandbox_backend="auto", sandbox_pool_size=2)
+    yield service
+    stop_service(server, thread)

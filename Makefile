@@ -1,0 +1,41 @@
+# Two commands from a fresh clone (Python 3.11): `make run` serves, `make test` tests.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test setup sandboxes lint typecheck bench clean
+
+$(BIN)/rlvr: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(BIN)/rlvr
+
+setup: $(BIN)/rlvr
+
+run: setup
+	$(BIN)/rlvr serve --host $(HOST) --port $(PORT)
+
+test: setup
+	$(BIN)/pytest
+
+# Docker engine, bubblewrap and the sandbox runtime image (root; Debian/Ubuntu). CI runs this first.
+sandboxes:
+	bash .ci/provision.sh
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: setup
+	$(BIN)/mypy
+
+bench: setup
+	$(BIN)/python -m bench.bench_math
+	$(BIN)/python -m bench.bench_language
+	$(BIN)/python -m bench.bench_format
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

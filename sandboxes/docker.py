@@ -1,0 +1,258 @@
+"""The docker backend: a warm pool of locked-down containers, each with one resident runner.
+
+Each slot of the pool (``SlotPool``) is a container from the runtime image (``sandboxes/images/build.sh``) with
+no network, a read-only root, size-capped tmpfs mounts for work dirs and /tmp, a non-root user, no
+capabilities, no-new-privileges, pids / memory (no swap) / CPU caps and an init process. The runner script is
+bind-mounted read-only and started as the container's command; jobs go to its stdin and results come back on
+its stdout, both over the container's attach socket (stdout and stderr arrive multiplexed in 8-byte-header
+frames, since there is no TTY). The docker SDK is blocking: its calls run in a dedicated thread pool.
+
+Containers carry ``rlvr.sandbox=1`` and ``rlvr.owner`` labels; orphans of a dead owner are reaped at start and
+periodically (``sandboxes._reaper``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import itertools
+import socket
+import struct
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sandboxes._pool import SlotPool
+from sandboxes._reaper import OWNER_LABEL, SANDBOX_LABEL, current_owner, reap_orphans
+from sandboxes.base import Job, JobResult, SandboxError, SandboxUnavailable
+from sandboxes.config import SandboxConfig
+
+__all__ = ["DockerSandbox"]
+
+T = TypeVar("T")
+
+RUNNER_PATH = Path(__file__).with_name("runner.py")
+RUNNER_IN_CONTAINER = "/opt/rlvr/runner.py"
+WORK_DIR = "/work"
+REAP_INTERVAL_S = 60.0
+_FRAME_HEADER = struct.Struct(">BxxxL")  # stream (0 stdin, 1 stdout, 2 stderr), 3 pad bytes, payload size
+_STDOUT, _STDERR = 1, 2
+_STDERR_TAIL_BYTES = 4096
+
+
+class _AttachChannel:
+    """One resident runner, spoken to over its container's attach socket."""
+
+    def __init__(
+        self,
+        container_id: str,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        remove: Callable[[str], Any],
+    ) -> None:
+        self.container_id = container_id
+        self._reader = reader
+        self._writer = writer
+        self._remove = remove
+        self._stdout = bytearray()
+        self._stderr_tail = b""
+        self._destroyed = False
+
+    async def write_line(self, data: bytes) -> None:
+        try:
+            self._writer.write(data if data.endswith(b"\n") else data + b"\n")
+            await self._writer.drain()
+        except (ConnectionError, OSError) as exc:
+            raise EOFError(f"runner's stdin is closed: {exc}") from exc
+
+    async def read_line(self) -> bytes:
+        start = 0
+        while (end := self._stdout.find(b"\n", start)) < 0:
+            start = len(self._stdout)
+            stream, payload = await self._read_frame()
+            if stream == _STDOUT:
+                self._stdout += payload
+            elif stream == _STDERR:
+                self._stderr_tail = (self._stderr_tail + payload)[-_STDERR_TAIL_BYTES:]
+        line = bytes(self._stdout[: end + 1])
+        del self._stdout[: end + 1]
+        return line
+
+    async def _read_frame(self) -> tuple[int, bytes]:
+        try:
+            stream, size = _FRAME_HEADER.unpack(await self._reader.readexactly(_FRAME_HEADER.size))
+            return stream, await self._reader.readexactly(size)
+        except (asyncio.IncompleteReadError, ConnectionError, OSError) as exc:
+            stderr = self._stderr_tail.decode(errors="replace").strip()
+            raise EOFError(f"runner in container {self.container_id[:12]} exited; stderr: {stderr!r}") from exc
+
+    async def destroy(self) -> None:
+        if self._destroyed:
+            return
+        self._destroyed = True
+        self._writer.close()
+        with contextlib.suppress(ConnectionError, OSError):
+            await self._writer.wait_closed()
+        await self._remove(self.container_id)
+
+
+class DockerSandbox:
+    """Runs jobs in a warm pool of containers; see the module docstring for the lock-down."""
+
+    name = "docker"
+
+    def __init__(self, config: SandboxConfig | None = None) -> None:
+        self.config = config or SandboxConfig()
+        self._owner = current_owner().label()
+        self._executor = ThreadPoolExecutor(max_workers=self.config.pool_size + 2, thread_name_prefix="rlvr-docker")
+        self._client: Any = None
+        self._pool: SlotPool | None = None
+        self._reaper: asyncio.Task[None] | None = None
+        self._slot_ids = itertools.count()
+        self._reaped = 0
+
+    async def start(self) -> None:
+        if not RUNNER_PATH.is_file():
+            raise SandboxUnavailable(f"the runner script {RUNNER_PATH} is missing", backend=self.name)
+        self._client = await self._call(self._connect)
+        await self._call(self._check_image)
+        self._reaped += await self._call(reap_orphans, self._client)
+        self._pool = SlotPool(self.name, self._start_channel, self.config)
+        try:
+            await self._pool.start()
+        except BaseException:
+            await self.close()
+            raise
+        self._reaper = asyncio.create_task(self._reap_periodically())
+
+    async def run(self, job: Job) -> JobResult:
+        if self._pool is None:
+            raise SandboxError("the docker sandbox is not started", backend=self.name)
+        return await self._pool.run(job)
+
+    async def close(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
+            self._reaper = None
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+        if self._client is not None:
+            await self._call(self._remove_own_containers)
+            await self._call(self._client.close)
+            self._client = None
+        self._executor.shutdown(wait=False)
+
+    def stats(self) -> dict[str, Any]:
+        pool_stats = self._pool.stats() if self._pool is not None else {}
+        return {**pool_stats, "backend": self.name, "image": self.config.image, "orphans_reaped": self._reaped}
+
+    # --- the docker SDK, called from worker threads
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, functools.partial(fn, *args))
+
+    def _connect(self) -> Any:
+        import docker
+        import docker.errors
+
+        try:
+            client = docker.DockerClient(base_url=self.config.docker_base_url) if self.config.docker_base_url else docker.from_env()
+            client.ping()
+        except docker.errors.DockerException as exc:
+            raise SandboxUnavailable(f"no Docker engine reachable: {exc}", backend=self.name) from exc
+        return client
+
+    def _check_image(self) -> None:
+        import docker.errors
+
+        try:
+            self._client.images.get(self.config.image)
+        except docker.errors.ImageNotFound as exc:
+            message = f"the runtime image {self.config.image} is missing: build it with sandboxes/images/build.sh"
+            raise SandboxUnavailable(message, backend=self.name) from exc
+
+    def _create_container(self) -> str:
+        container = self._client.containers.create(self.config.image, **self._container_options())
+        return str(container.id)
+
+    def _container_options(self) -> dict[str, Any]:
+        config = self.config
+        memory = f"{config.container_memory_mb}m"
+        tmpfs_options = f"rw,exec,nosuid,nodev,mode=1777,size={config.work_tmpfs_mb}m"
+        return {
+            "command": ["python3", "-u", RUNNER_IN_CONTAINER, WORK_DIR],
+            "name": f"rlvr-sandbox-{self._owner.replace('/', '-')}-{next(self._slot_ids)}",
+            "labels": {SANDBOX_LABEL: "1", OWNER_LABEL: self._owner},
+            "stdin_open": True,
+            "tty": False,
+            "user": f"{config.sandbox_uid}:{config.sandbox_gid}",
+            "working_dir": WORK_DIR,
+            "environment": {"HOME": "/tmp", "LANG": "C.UTF-8", "TMPDIR": "/tmp"},
+            "network_mode": "none",
+            "read_only": True,
+            "tmpfs": {WORK_DIR: tmpfs_options, "/tmp": tmpfs_options},
+            "volumes": {str(RUNNER_PATH): {"bind": RUNNER_IN_CONTAINER, "mode": "ro"}},
+            "cap_drop": ["ALL"],
+            "security_opt": ["no-new-privileges"],
+            "ipc_mode": "private",
+            "init": True,
+            "pids_limit": config.container_pids,
+            "mem_limit": memory,
+            "memswap_limit": memory,
+            "nano_cpus": int(config.container_cpus * 1e9),
+            "log_config": {"type": "none", "config": {}},
+        }
+
+    def _attach(self, container_id: str) -> socket.socket:
+        params = {"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
+        sdk_socket = self._client.api.attach_socket(container_id, params=params)
+        raw: socket.socket = getattr(sdk_socket, "_sock", sdk_socket)
+        # our own descriptor, so that the SDK's response objects can be dropped without closing the stream
+        duplicate = raw.dup()
+        sdk_socket.close()
+        return duplicate
+
+    def _start_container(self, container_id: str) -> None:
+        self._client.api.start(container_id)
+
+    def _remove_container(self, container_id: str) -> None:
+        import docker.errors
+
+        with contextlib.suppress(docker.errors.NotFound):
+            self._client.api.remove_container(container_id, force=True)
+
+    def _remove_own_containers(self) -> None:
+        filters = {"label": f"{OWNER_LABEL}={self._owner}"}
+        for container in self._client.containers.list(all=True, filters=filters):
+            self._remove_container(container.id)
+
+    # --- pool plumbing
+
+    async def _start_channel(self) -> _AttachChannel:
+        import docker.errors
+
+        container_id = ""
+        try:
+            container_id = await self._call(self._create_container)
+            sock = await self._call(self._attach, container_id)
+            reader, writer = await asyncio.open_connection(sock=sock, limit=1 << 20)
+            await self._call(self._start_container, container_id)
+        except (docker.errors.DockerException, OSError) as exc:
+            if container_id:
+                await self._call(self._remove_container, container_id)
+            raise SandboxError(f"could not start a sandbox container: {exc}", backend=self.name) from exc
+        return _AttachChannel(container_id, reader, writer, self._remove_later)
+
+    async def _remove_later(self, container_id: str) -> None:
+        await self._call(self._remove_container, container_id)
+
+    async def _reap_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(REAP_INTERVAL_S)
+            with contextlib.suppress(SandboxError, OSError):
+                self._reaped += await self._call(reap_orphans, self._client)

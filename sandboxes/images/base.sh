@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Build the sandbox base image from Debian packages alone (no container registry needed).
+#
+#   sandboxes/images/base.sh [IMAGE_TAG]      default: rlvr-base:bookworm
+#
+# debootstrap makes a minimal bookworm tree, the language toolchains are installed into it with apt inside a
+# chroot (the host has the network; a `docker build` may not), and the tree is `docker import`ed. The image
+# carries a label with a hash of its recipe: a second run with the same recipe does nothing.
+#
+# Environment:
+#   RLVR_DEBIAN_MIRROR     Debian mirror (default: the first deb.debian.org-style URI in the host's apt sources)
+#   RLVR_IMAGE_PACKAGES    toolchain packages (default below); RLVR_IMAGE_EXTRA_PACKAGES is appended to them
+set -euo pipefail
+
+IMAGE="${1:-rlvr-base:bookworm}"
+SUITE=bookworm
+DEFAULT_PACKAGES="python3 gcc g++ libc6-dev openjdk-17-jdk-headless nodejs golang-go rustc"
+PACKAGES="${RLVR_IMAGE_PACKAGES:-$DEFAULT_PACKAGES} ${RLVR_IMAGE_EXTRA_PACKAGES:-}"
+
+host_mirror() {
+    grep -hoE '^(URIs:|deb) +https?://[^ ]+/debian/?( |$)' /etc/apt/sources.list /etc/apt/sources.list.d/* 2>/dev/null \
+        | grep -oE 'https?://[^ ]+' | head -n 1 || true
+}
+MIRROR="${RLVR_DEBIAN_MIRROR:-$(host_mirror)}"
+MIRROR="${MIRROR:-http://deb.debian.org/debian}"
+RECIPE_HASH="$(printf '%s|%s|%s' "$SUITE" "$PACKAGES" "$(sha256sum "$0" | cut -c1-64)" | sha256sum | cut -c1-16)"
+
+existing_hash() {
+    docker image inspect --format '{{ index .Config.Labels "rlvr.recipe" }}' "$IMAGE" 2>/dev/null || true
+}
+
+if [ "$(existing_hash)" = "$RECIPE_HASH" ]; then
+    echo "base.sh: $IMAGE is up to date (recipe $RECIPE_HASH)"
+    exit 0
+fi
+
+ROOT="$(mktemp -d /var/tmp/rlvr-base.XXXXXX)"
+cleanup() {
+    for mnt in proc sys dev/pts dev; do umount -l "$ROOT/$mnt" 2>/dev/null || true; done
+    rm -rf --one-file-system "$ROOT"
+}
+trap cleanup EXIT
+
+echo "base.sh: debootstrap $SUITE from $MIRROR into $ROOT"
+debootstrap --variant=minbase "$SUITE" "$ROOT" "$MIRROR" >/dev/null
+
+# apt in the chroot uses the same mirror; no docs, man pages or locales (the image only runs programs).
+echo "deb $MIRROR $SUITE main" > "$ROOT/etc/apt/sources.list"
+cat > "$ROOT/etc/dpkg/dpkg.cfg.d/rlvr-nodoc" <<'CFG'
+path-exclude /usr/share/doc/*
+path-exclude /usr/share/man/*
+path-exclude /usr/share/info/*
+path-exclude /usr/share/locale/*
+path-include /usr/share/doc/*/copyright
+CFG
+mount -t proc proc "$ROOT/proc"
+mount --bind /dev "$ROOT/dev"
+echo "base.sh: installing $PACKAGES"
+chroot "$ROOT" /usr/bin/env DEBIAN_FRONTEND=noninteractive apt-get -qq update
+# shellcheck disable=SC2086  # PACKAGES is a word list on purpose
+chroot "$ROOT" /usr/bin/env DEBIAN_FRONTEND=noninteractive \
+    apt-get -qq install -y --no-install-recommends $PACKAGES >/dev/null
+chroot "$ROOT" apt-get clean
+umount -l "$ROOT/dev" "$ROOT/proc"
+rm -rf "$ROOT"/var/lib/apt/lists/* "$ROOT"/var/cache/apt/* "$ROOT"/var/log/* "$ROOT"/tmp/* "$ROOT"/root/.cache
+
+echo "base.sh: importing $IMAGE"
+tar --numeric-owner -C "$ROOT" -c . | docker import \
+    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change 'ENV LANG=C.UTF-8' \
+    --change "LABEL rlvr.recipe=$RECIPE_HASH" \
+    --change 'CMD ["/bin/bash"]' \
+    - "$IMAGE" >/dev/null
+docker image ls "$IMAGE"

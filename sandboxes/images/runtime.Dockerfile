@@ -1,0 +1,36 @@
+# The sandbox runtime: language toolchains and a non-root user, nothing else.
+#
+# The resident runner (sandboxes/runner.py) is NOT in the image: the docker backend bind-mounts it read-only at
+# container start, so changing it never needs a rebuild. Build with sandboxes/images/build.sh; with no image
+# registry it passes --build-arg BASE_IMAGE=rlvr-base:bookworm (made by base.sh from Debian packages), which
+# already holds every toolchain, so the install step below then needs no network.
+ARG BASE_IMAGE=python:3.12-slim
+FROM ${BASE_IMAGE}
+
+ARG TOOLCHAINS="python3 gcc g++ libc6-dev openjdk-17-jdk-headless nodejs golang-go rustc"
+ARG SANDBOX_UID=10001
+
+# Install only what the base lacks (nothing, on rlvr-base).
+RUN set -eu; \
+    missing=""; \
+    for pkg in $TOOLCHAINS; do \
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing="$missing $pkg"; \
+    done; \
+    if [ -n "$missing" ]; then \
+        apt-get update; \
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $missing; \
+        rm -rf /var/lib/apt/lists/*; \
+    fi
+
+RUN groupadd --gid "$SANDBOX_UID" sandbox \
+    && useradd --uid "$SANDBOX_UID" --gid "$SANDBOX_UID" --no-create-home --home-dir /tmp \
+        --shell /usr/sbin/nologin sandbox \
+    && mkdir -p /opt/rlvr /work \
+    && chmod 0755 /opt/rlvr /work
+
+# The root file system is mounted read-only at run time; /work and /tmp are size-capped tmpfs mounts.
+ENV HOME=/tmp LANG=C.UTF-8 PYTHONDONTWRITEBYTECODE=1
+LABEL rlvr.runtime="1"
+USER ${SANDBOX_UID}:${SANDBOX_UID}
+WORKDIR /work
+CMD ["python3", "/opt/rlvr/runner.py", "/work"]

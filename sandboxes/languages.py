@@ -1,0 +1,161 @@
+"""Languages are data: one ``LanguageSpec`` per language in the literal ``LANGUAGES`` table.
+
+The host resolves a job's language here and sends the resident runner plain argv lists, so the runner inside
+the sandbox needs no table. Argv entries may hold ``{memory_mb}`` (the job's memory cap), filled in by
+``LanguageSpec.compile_argv`` / ``LanguageSpec.run_argv``: a JIT such as the JVM needs its heap cap on its
+command line, and an address-space rlimit of ``memory_mb + address_space_headroom_mb`` (its code cache,
+metaspace and thread stacks are reserved address space, not heap).
+
+Toolchains are found on the sandbox's own PATH (``/usr/local/bin:/usr/bin:/bin``); a backend asks
+``available_languages(which)`` which entries its sandbox can actually run.
+
+Exceptions::
+
+    ValueError
+    └── UnknownLanguage     not a name or alias in the table (or its toolchain is missing): .language, .valid
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+__all__ = [
+    "LANGUAGES",
+    "LanguageSpec",
+    "UnknownLanguage",
+    "available_languages",
+    "resolve_language",
+]
+
+
+class UnknownLanguage(ValueError):
+    def __init__(self, language: str, valid: Iterable[str]) -> None:
+        self.language = language
+        self.valid = tuple(sorted(valid))
+        super().__init__(f"unknown language {language!r}; valid: {', '.join(self.valid)}")
+
+
+@dataclass(frozen=True)
+class LanguageSpec:
+    name: str
+    aliases: tuple[str, ...]
+    source_file: str  # the source is written to this name in the job's work dir
+    compile: tuple[str, ...] | None  # None: interpreted, nothing to compile
+    run: tuple[str, ...]
+    env: dict[str, str] = field(default_factory=dict)
+    address_space_headroom_mb: int = 0  # added to the job's memory cap for RLIMIT_AS (JIT reservations)
+    compile_headroom_mb: int = 0  # added to the compile memory cap
+    min_processes: int = 1  # JVM/Go/V8 need threads: RLIMIT_NPROC counts them
+    output_files: tuple[str, ...] = ()  # informative: what compile leaves behind
+
+    def compile_argv(self, memory_mb: int) -> list[str] | None:
+        return None if self.compile is None else [arg.format(memory_mb=memory_mb) for arg in self.compile]
+
+    def run_argv(self, memory_mb: int) -> list[str]:
+        return [arg.format(memory_mb=memory_mb) for arg in self.run]
+
+    def tools(self) -> tuple[str, ...]:
+        """The executables this language needs on the sandbox's PATH."""
+        first = (self.compile[0],) if self.compile else ()
+        return (*first, self.run[0]) if not self.run[0].startswith("./") else first
+
+
+_JVM_FLAGS = (
+    "-XX:+UseSerialGC",
+    "-XX:TieredStopAtLevel=1",
+    "-XX:ReservedCodeCacheSize=64m",
+    "-XX:CompressedClassSpaceSize=64m",
+    "-XX:MaxMetaspaceSize=192m",
+    "-Xss64m",
+)
+
+LANGUAGES: dict[str, LanguageSpec] = {
+    "python": LanguageSpec(
+        name="python",
+        aliases=("python3", "py", "py3"),
+        source_file="main.py",
+        compile=None,
+        run=("python3", "-S", "main.py"),
+        env={"PYTHONDONTWRITEBYTECODE": "1", "PYTHONIOENCODING": "utf-8", "PYTHONHASHSEED": "0"},
+    ),
+    "cpp": LanguageSpec(
+        name="cpp",
+        aliases=("c++", "cpp17", "cxx", "cc"),
+        source_file="main.cpp",
+        compile=("g++", "-std=c++17", "-O2", "-pipe", "-o", "main", "main.cpp"),
+        run=("./main",),
+        compile_headroom_mb=1024,
+        output_files=("main",),
+    ),
+    "c": LanguageSpec(
+        name="c",
+        aliases=("c11", "gcc"),
+        source_file="main.c",
+        compile=("gcc", "-std=c11", "-O2", "-pipe", "-o", "main", "main.c", "-lm"),
+        run=("./main",),
+        compile_headroom_mb=512,
+        output_files=("main",),
+    ),
+    "java": LanguageSpec(
+        name="java",
+        aliases=("java17", "java8"),
+        source_file="Main.java",
+        compile=("javac", "-J-Xmx512m", *(f"-J{flag}" for flag in _JVM_FLAGS), "-encoding", "UTF-8", "Main.java"),
+        run=("java", "-Xmx{memory_mb}m", *_JVM_FLAGS, "-Dfile.encoding=UTF-8", "Main"),
+        address_space_headroom_mb=1536,
+        compile_headroom_mb=2048,
+        min_processes=64,
+        output_files=("Main.class",),
+    ),
+    "javascript": LanguageSpec(
+        name="javascript",
+        aliases=("js", "node", "nodejs"),
+        source_file="main.js",
+        compile=None,
+        run=("node", "--max-old-space-size={memory_mb}", "--stack-size=65500", "main.js"),
+        address_space_headroom_mb=2048,
+        min_processes=16,
+    ),
+    "go": LanguageSpec(
+        name="go",
+        aliases=("golang",),
+        source_file="main.go",
+        compile=("go", "build", "-o", "main", "main.go"),
+        run=("./main",),
+        env={"GO111MODULE": "off", "GOFLAGS": "-buildvcs=false"},  # caches go under HOME = the job's work dir
+        address_space_headroom_mb=512,
+        compile_headroom_mb=2048,
+        min_processes=32,
+        output_files=("main",),
+    ),
+    "rust": LanguageSpec(
+        name="rust",
+        aliases=("rs", "rustc"),
+        source_file="main.rs",
+        compile=("rustc", "--edition", "2021", "-O", "-o", "main", "main.rs"),
+        run=("./main",),
+        compile_headroom_mb=2048,
+        min_processes=16,
+        output_files=("main",),
+    ),
+}
+
+
+def _alias_table(languages: Iterable[LanguageSpec]) -> dict[str, LanguageSpec]:
+    return {key: spec for spec in languages for key in (spec.name, *spec.aliases)}
+
+
+def resolve_language(name: str, available: Iterable[str] | None = None) -> LanguageSpec:
+    """The spec for a name or alias (case-insensitive); ``available`` restricts to those language names."""
+    allowed = LANGUAGES if available is None else {key: LANGUAGES[key] for key in available}
+    table = _alias_table(allowed.values())
+    spec = table.get(name.strip().lower())
+    if spec is None:
+        raise UnknownLanguage(name, table)
+    return spec
+
+
+def available_languages(which: Callable[[str], bool]) -> tuple[str, ...]:
+    """Names of the languages whose every tool ``which(tool)`` says the sandbox has."""
+    return tuple(name for name, spec in LANGUAGES.items() if all(which(tool) for tool in spec.tools()))

@@ -1,0 +1,98 @@
+"""`POST /v1/run`: run programs x inputs in the sandbox and return every run's raw result (for debugging, tools)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict, Field
+
+from sandboxes.base import Job, JobResult, Limits, Run, SandboxError, SandboxOverloaded, SandboxUnavailable
+from sandboxes.languages import UnknownLanguage, resolve_language
+from service.deps import State, require_token
+from service.errors import ApiError
+from service.models import ErrorBody
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1", tags=["code"], dependencies=[Depends(require_token)])
+
+
+class RunLimits(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    timeout_s: float = Field(5.0, gt=0, le=60, description="Wall clock per run.")
+    compile_timeout_s: float = Field(30.0, gt=0, le=120, description="Wall clock of the compile step.")
+    memory_mb: int = Field(512, ge=16, le=8192, description="Memory cap per run.")
+    output_bytes: int = Field(1 << 20, ge=1, le=64 << 20, description="Cap on each of stdout and stderr.")
+
+
+class RunProgram(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(description="Echoed in the result.", examples=["p0"])
+    language: str = Field(description="python, cpp, c, java, javascript, ...", examples=["python"])
+    source: str = Field(description="Program source.", examples=["print(input()[::-1])"], max_length=1 << 20)
+    files: dict[str, str] = Field(default_factory=dict, description="Extra files beside the source.")
+
+
+class RunInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    stdin: str = Field("", examples=["abc\n"])
+    argv: list[str] = Field(default_factory=list)
+
+
+class RunRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    programs: list[RunProgram] = Field(description="Each program is compiled once and run on every input.")
+    inputs: list[RunInput] = Field(default_factory=lambda: [RunInput()], description="Inputs shared by every program.")
+    limits: RunLimits = Field(default_factory=RunLimits)
+    stop_on_first_failure: bool = False
+
+
+class RunResponse(BaseModel):
+    results: list[dict[str, Any]] = Field(description="One per program: `id`, `compile`, `runs`, `error`.")
+
+
+_MAX_RUNS = 10_000
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    413: {"model": ErrorBody, "description": "Too many runs."},
+    429: {"model": ErrorBody, "description": "The sandbox queue is full."},
+    503: {"model": ErrorBody, "description": "No sandbox backend can run code here."},
+}
+
+
+@router.post("/run", response_model=RunResponse, responses=_ERRORS, summary="Run programs x inputs in the sandbox")
+async def run(body: RunRequest, state: State) -> RunResponse:
+    if state.sandbox is None:
+        raise ApiError(503, "no_sandbox", f"no code sandbox: {state.sandbox_reason}", headers={"Retry-After": "30"})
+    if len(body.programs) * len(body.inputs) > _MAX_RUNS:
+        raise ApiError(413, "too_many_runs", f"programs x inputs exceeds {_MAX_RUNS}")
+    for index, program in enumerate(body.programs):
+        try:
+            resolve_language(program.language)
+        except UnknownLanguage as exc:
+            raise ApiError(422, "unknown_language", f"programs.{index}.language: {exc}") from None
+    limits = Limits(**body.limits.model_dump())
+    runs = tuple(Run(stdin=i.stdin, argv=tuple(i.argv)) for i in body.inputs)
+    jobs = [Job(p.language, p.source, runs, limits, p.files, body.stop_on_first_failure) for p in body.programs]
+    outcomes = await asyncio.gather(*(state.sandbox.run(job) for job in jobs), return_exceptions=True)
+    return RunResponse(results=[_result(p.id, o) for p, o in zip(body.programs, outcomes, strict=True)])
+
+
+def _result(program_id: str, outcome: JobResult | BaseException) -> dict[str, Any]:
+    if isinstance(outcome, SandboxOverloaded):
+        raise ApiError(429, "overloaded", str(outcome), headers={"Retry-After": str(round(outcome.retry_after_s) or 1)})
+    if isinstance(outcome, SandboxUnavailable):
+        raise ApiError(503, "no_sandbox", str(outcome), headers={"Retry-After": "30"})
+    if isinstance(outcome, SandboxError):
+        return {"id": program_id, "compile": None, "runs": [], "error": str(outcome)}
+    if isinstance(outcome, BaseException):
+        raise outcome
+    compiled = dataclasses.asdict(outcome.compile) if outcome.compile else None
+    return {"id": program_id, "compile": compiled, "runs": [dataclasses.asdict(r) for r in outcome.runs], "error": None}

@@ -1,0 +1,316 @@
+"""The path of a batch: resolve the reward spec, plan, de-duplicate, run, combine.
+
+Exceptions::
+
+    SpecError            the request's reward spec is invalid (the route answers 422 naming the field)
+    Overloaded           the sandbox queue cannot take this batch now (the route answers 429 + Retry-After)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from rewards import (
+    CHECKERS,
+    Checker,
+    CheckerSettings,
+    CheckResult,
+    FailureKind,
+    Sample,
+    Status,
+    UnknownChecker,
+    load_checker,
+)
+from sandboxes.base import Sandbox, SandboxError, SandboxOverloaded, SandboxUnavailable
+from service.metrics import Metrics
+from service.models import ComponentResult, GroupStats, ItemResult, ScoreItem, ScoreRequest, ScoreResponse
+from service.pool import TaskSpec, WorkerPool
+
+__all__ = ["Overloaded", "ResultCache", "Scorer", "SpecError"]
+
+Plan = dict[str, CheckerSettings]
+
+
+class SpecError(ValueError):
+    def __init__(self, loc: Sequence[str | int], message: str, *, valid: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.loc = list(loc)
+        self.valid = list(valid)
+
+
+class Overloaded(RuntimeError):
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class ResultCache:
+    """Bounded LRU of component results keyed by a digest of (checker, settings, reference, work key)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._entries: OrderedDict[bytes, CheckResult] = OrderedDict()
+
+    def get(self, key: bytes) -> CheckResult | None:
+        result = self._entries.get(key)
+        if result is not None:
+            self._entries.move_to_end(key)
+        return result
+
+    def put(self, key: bytes, result: CheckResult) -> None:
+        if self.size == 0 or not _cacheable(result):
+            return
+        self._entries[key] = result
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def _cacheable(result: CheckResult) -> bool:
+    # A time-out may be the machine's load, a masked result may be our own passing failure: judge them again.
+    return result.failure_kind is None and result.status != Status.TIMEOUT
+
+
+def _digest(*parts: str | None) -> bytes:
+    h = hashlib.blake2b(digest_size=20)
+    for part in parts:
+        data = b"\x00" if part is None else part.encode("utf-8", "surrogatepass")
+        h.update(len(data).to_bytes(8, "little"))
+        h.update(data)
+    return h.digest()
+
+
+@dataclass
+class _Slot:
+    """One (item, checker) component waiting for its result."""
+
+    item: int
+    checker: str
+
+
+class Scorer:
+    def __init__(self, pool: WorkerPool, metrics: Metrics, *, cache_size: int) -> None:
+        self.pool = pool
+        self.metrics = metrics
+        self.cache = ResultCache(cache_size)
+        self.sandbox: Sandbox | None = None
+        self.sandbox_reason = "no sandbox backend configured"
+        self._settings_cache: dict[tuple[str, str], CheckerSettings] = {}
+
+    # -- resolve ---------------------------------------------------------------------------------------------
+
+    def resolve(self, request: ScoreRequest) -> list[Plan]:
+        """Validate the request's spec and each item's overrides; one plan (checker -> settings) per item."""
+        if not request.rewards:
+            raise SpecError(["body", "rewards"], "at least one checker is required", valid=sorted(CHECKERS))
+        base = {name: self._settings(["body", "rewards", name], name, raw) for name, raw in request.rewards.items()}
+        return [self._item_plan(index, item, request.rewards, base) for index, item in enumerate(request.items)]
+
+    def _item_plan(self, index: int, item: ScoreItem, spec: dict[str, dict[str, Any]], base: Plan) -> Plan:
+        if not item.rewards:
+            return base
+        plan = dict(base)
+        for name, override in item.rewards.items():
+            merged = {**spec.get(name, {}), **override}
+            plan[name] = self._settings(["body", "items", index, "rewards", name], name, merged)
+        return plan
+
+    def _settings(self, loc: list[str | int], name: str, raw: dict[str, Any]) -> CheckerSettings:
+        key = (name, json.dumps(raw, sort_keys=True, default=str))
+        cached = self._settings_cache.get(key)
+        if cached is not None:
+            return cached
+        try:
+            checker = load_checker(name)
+        except UnknownChecker as exc:
+            raise SpecError(loc, f"unknown checker {name!r}", valid=exc.valid) from None
+        try:
+            settings = checker.settings_model.model_validate(raw)
+        except ValidationError as exc:
+            raise _settings_error(loc, checker, exc) from None
+        if len(self._settings_cache) < 4096:
+            self._settings_cache[key] = settings
+        return settings
+
+    # -- score -----------------------------------------------------------------------------------------------
+
+    async def score(self, request: ScoreRequest, plans: list[Plan]) -> ScoreResponse:
+        started = time.perf_counter()
+        samples = [_sample(item) for item in request.items]
+        results: list[dict[str, CheckResult]] = [{} for _ in request.items]
+        self._admit_code(plans)
+        cpu = self._run_cpu(samples, plans, results)
+        code = self._run_code(samples, plans, results)
+        await asyncio.gather(cpu, code)
+        response = _combine(request.items, plans, results)
+        for item_results in results:
+            for name, result in item_results.items():
+                self.metrics.items.labels(name, result.status).inc()
+        self.metrics.stage.labels("total").observe(time.perf_counter() - started)
+        return response
+
+    async def _run_cpu(self, samples: list[Sample], plans: list[Plan], results: list[dict[str, CheckResult]]) -> None:
+        started = time.perf_counter()
+        waiting: dict[bytes, list[_Slot]] = {}
+        specs: list[TaskSpec] = []
+        keys: list[bytes] = []
+        for index, (sample, plan) in enumerate(zip(samples, plans, strict=True)):
+            for name, settings in plan.items():
+                checker = load_checker(name)
+                if checker.runs_in != "cpu":
+                    continue
+                key = _work_key(checker, sample, settings)
+                if isinstance(key, CheckResult):
+                    results[index][name] = key
+                    continue
+                hit = self.cache.get(key)
+                self.metrics.cache.labels("hit" if hit is not None else "dedup" if key in waiting else "miss").inc()
+                if hit is not None:
+                    results[index][name] = hit
+                elif key in waiting:
+                    waiting[key].append(_Slot(index, name))
+                else:
+                    waiting[key] = [_Slot(index, name)]
+                    keys.append(key)
+                    specs.append(TaskSpec(name, settings.model_dump_json(), sample, settings.deadline_s()))
+        self.metrics.stage.labels("plan").observe(time.perf_counter() - started)
+        if not specs:
+            return
+        started = time.perf_counter()
+        for key, result in zip(keys, await self.pool.run(specs), strict=True):
+            self.cache.put(key, result)
+            for slot in waiting[key]:
+                results[slot.item][slot.checker] = result
+        self.metrics.stage.labels("cpu").observe(time.perf_counter() - started)
+
+    def _admit_code(self, plans: list[Plan]) -> None:
+        wanted = sum(1 for plan in plans for name in plan if load_checker(name).runs_in == "sandbox")
+        if not wanted or self.sandbox is None:
+            return
+        stats = getattr(self.sandbox, "stats", dict)()
+        limit = stats.get("queue_limit")
+        depth = stats.get("queue_depth", 0)
+        if isinstance(limit, int) and depth > 0 and depth + wanted > limit + stats.get("size", 0):
+            raise Overloaded(f"the sandbox queue holds {depth} jobs; this batch adds {wanted}", retry_after_s=1.0)
+
+    async def _run_code(self, samples: list[Sample], plans: list[Plan], results: list[dict[str, CheckResult]]) -> None:
+        jobs = [
+            (index, name, settings)
+            for index, plan in enumerate(plans)
+            for name, settings in plan.items()
+            if load_checker(name).runs_in == "sandbox"
+        ]
+        if not jobs:
+            return
+        started = time.perf_counter()
+        outcomes = await asyncio.gather(*(self._check_code(samples[i], name, s) for i, name, s in jobs))
+        for (index, name, _), result in zip(jobs, outcomes, strict=True):
+            results[index][name] = result
+        self.metrics.stage.labels("sandbox").observe(time.perf_counter() - started)
+
+    async def _check_code(self, sample: Sample, name: str, settings: CheckerSettings) -> CheckResult:
+        if self.sandbox is None:
+            return CheckResult.unjudgeable(Status.NO_SANDBOX, FailureKind.NO_SANDBOX, self.sandbox_reason)
+        checker = load_checker(name)
+        try:
+            result = await checker.check(sample, settings, self.sandbox)  # type: ignore[misc]
+        except SandboxOverloaded as exc:
+            return CheckResult.unjudgeable(Status.ERROR, FailureKind.OVERLOADED, str(exc))
+        except SandboxUnavailable as exc:
+            return CheckResult.unjudgeable(Status.NO_SANDBOX, FailureKind.NO_SANDBOX, str(exc))
+        except SandboxError as exc:
+            return CheckResult.unjudgeable(Status.ERROR, FailureKind.SANDBOX_ERROR, str(exc))
+        assert isinstance(result, CheckResult)
+        return result
+
+
+def _sample(item: ScoreItem) -> Sample:
+    tests = tuple(item.tests) if item.tests is not None else None
+    return Sample(item.completion, item.prompt, item.reference, item.language, tests)
+
+
+def _work_key(checker: Checker, sample: Sample, settings: CheckerSettings) -> bytes | CheckResult:
+    assert checker.work_key is not None
+    try:
+        key = checker.work_key(sample, settings)
+    except Exception as exc:  # a checker's own failure: masked, the batch goes on
+        reason = f"{checker.name}: could not prepare the item ({type(exc).__name__})"
+        return CheckResult.unjudgeable(Status.ERROR, FailureKind.INTERNAL_ERROR, reason)
+    return _digest(checker.name, settings.cache_token(), sample.reference, key)
+
+
+def _settings_error(loc: list[str | int], checker: Checker, exc: ValidationError) -> SpecError:
+    error = exc.errors()[0]
+    where = loc + [part for part in error["loc"] if isinstance(part, str | int)]
+    valid = sorted(checker.settings_model.model_fields)
+    if error["type"] == "extra_forbidden":
+        return SpecError(where, f"unknown setting {where[-1]!r} for checker {checker.name!r}", valid=valid)
+    return SpecError(where, error["msg"], valid=valid)
+
+
+def _combine(items: list[ScoreItem], plans: list[Plan], results: list[dict[str, CheckResult]]) -> ScoreResponse:
+    out = [_item_result(item, plan, res) for item, plan, res in zip(items, plans, results, strict=True)]
+    return ScoreResponse(results=out, groups=_groups(items, out))
+
+
+def _item_result(item: ScoreItem, plan: Plan, results: dict[str, CheckResult]) -> ItemResult:
+    reward: float | None = 0.0
+    failed = None
+    for name, settings in plan.items():
+        result = results[name]
+        if settings.weight == 0:
+            continue
+        if result.masked:
+            failed = failed or result
+            reward = None
+        elif result.score is not None and reward is not None:
+            reward += settings.weight * result.score
+    components = {name: ComponentResult(**_component(results[name])) for name in plan}
+    return ItemResult(
+        id=item.id,
+        reward=reward,
+        mask=failed is not None,
+        failure_kind=failed.failure_kind if failed else None,
+        failure_reason=failed.failure_reason if failed else None,
+        components=components,
+    )
+
+
+def _component(result: CheckResult) -> dict[str, Any]:
+    return {
+        "score": result.score,
+        "status": result.status,
+        "details": result.details,
+        "failure_kind": result.failure_kind,
+        "failure_reason": result.failure_reason,
+    }
+
+
+def _groups(items: list[ScoreItem], results: list[ItemResult]) -> dict[str, GroupStats]:
+    rewards: dict[str, list[float | None]] = {}
+    for item, result in zip(items, results, strict=True):
+        if item.group is not None:
+            rewards.setdefault(item.group, []).append(result.reward)
+    return {group: _group_stats(values) for group, values in rewards.items()}
+
+
+def _group_stats(values: list[float | None]) -> GroupStats:
+    judged = [v for v in values if v is not None]
+    if not judged:
+        return GroupStats(size=len(values), mean=None, std=None, uniform=True)
+    mean = sum(judged) / len(judged)
+    std = math.sqrt(sum((v - mean) ** 2 for v in judged) / len(judged))
+    return GroupStats(size=len(values), mean=mean, std=std, uniform=max(judged) - min(judged) < 1e-12)
