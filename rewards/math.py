@@ -313,6 +313,29 @@ def _extraction_targets(extract: tuple[str, ...], boxed_priority: int, choices: 
     return tuple(targets[name] for name in dict.fromkeys(extract))
 
 
+def _parse_answer_text(text: str, settings: MathSettings) -> list[Any]:
+    """Parse a reference, or an answer already cut out of a completion (tag content, '####', 'Answer:').
+
+    Such text often is bare LaTeX with no $...$ around it, where math-verify finds nothing or, worse, a piece
+    of it (``2\\sqrt{3}`` reads as 2): try it as display math too, first when it holds a LaTeX command.
+    """
+    if _has_math_delimiter(text):
+        return _parse(text, settings)
+    attempts = [f"\\[{text}\\]", text] if "\\" in text else [text, f"\\[{text}\\]"]
+    results = [_parse(attempts[0], settings)]
+    if not _has_math_object(results[0]):
+        results.append(_parse(attempts[1], settings))
+    return next((parsed for parsed in results if _has_math_object(parsed)), results[0])
+
+
+def _has_math_delimiter(text: str) -> bool:
+    return any(token in text for token in ("$", "\\(", "\\[", "\\boxed", "\\fbox"))
+
+
+def _has_math_object(parsed: list[Any]) -> bool:
+    return any(not isinstance(value, str) for value in parsed)
+
+
 def _parse(text: str, settings: MathSettings) -> list[Any]:
     from math_verify import parse
 
@@ -390,7 +413,7 @@ def _check(sample: Sample, settings: MathSettings) -> CheckResult:
         )
     if len(reference) > settings.max_reference_chars:
         return _bad_reference(f"the reference is longer than {settings.max_reference_chars} characters")
-    reference_parsed = _within(settings.parse_timeout_s, lambda: _parse(reference, settings))
+    reference_parsed = _within(settings.parse_timeout_s, lambda: _parse_answer_text(reference, settings))
     if isinstance(reference_parsed, _TimedOut):
         return _bad_reference(f"parsing the reference took longer than {settings.parse_timeout_s} s")
     if not reference_parsed:
@@ -423,7 +446,8 @@ def _judge_answer(reference_parsed: list[Any], extraction: Extraction, settings:
     if extraction.too_long:
         details["reason"] = f"the answer is longer than {settings.max_answer_chars} characters"
         return CheckResult(score=0.0, status=Status.NO_ANSWER, details=details)
-    answer_parsed = _within(settings.parse_timeout_s, lambda: _parse(extraction.text, settings))
+    parse_answer = _parse if extraction.source in ("boxed", "text") else _parse_answer_text
+    answer_parsed = _within(settings.parse_timeout_s, lambda: parse_answer(extraction.text, settings))
     if isinstance(answer_parsed, _TimedOut):
         details["reason"] = f"parsing the answer took longer than {settings.parse_timeout_s} s"
         return CheckResult(score=0.0, status=Status.TIMEOUT, details=details)

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import functools
 import itertools
+import shlex
 import socket
 import struct
 from collections.abc import Callable
@@ -24,10 +25,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+import docker
+import docker.errors
+
 from sandboxes._pool import SlotPool
 from sandboxes._reaper import OWNER_LABEL, SANDBOX_LABEL, current_owner, reap_orphans
 from sandboxes.base import Job, JobResult, SandboxError, SandboxUnavailable
 from sandboxes.config import SandboxConfig
+from sandboxes.languages import LANGUAGES, available_languages
 
 __all__ = ["DockerSandbox"]
 
@@ -37,6 +42,9 @@ RUNNER_PATH = Path(__file__).with_name("runner.py")
 RUNNER_IN_CONTAINER = "/opt/rlvr/runner.py"
 WORK_DIR = "/work"
 REAP_INTERVAL_S = 60.0
+# Each live container runs as its own uid, counted up from here: RLIMIT_NPROC counts a uid's processes across
+# the whole host (containers share the host's user namespace), so one slot's fork bomb must not eat another's.
+SLOT_UID_BASE = 20000
 _FRAME_HEADER = struct.Struct(">BxxxL")  # stream (0 stdin, 1 stdout, 2 stderr), 3 pad bytes, payload size
 _STDOUT, _STDERR = 1, 2
 _STDERR_TAIL_BYTES = 4096

@@ -49,8 +49,6 @@ class Metrics:
         self.worker_kills = Counter(
             "rlvr_worker_kills", "Worker processes killed past a hard deadline", ["checker"], registry=self.registry
         )
-        self.requests = Counter("rlvr_requests", "Requests by route and status code", ["route", "code"],
-                                registry=self.registry)
 
     def watch(self, prefix: str, stats: Callable[[], dict[str, Any] | None]) -> None:
         self.registry.register(_StatsCollector(prefix, stats))

@@ -188,13 +188,12 @@ class WorkerPool:
         return list(await asyncio.gather(*(p.future for p in pending)))
 
     def stats(self) -> dict[str, Any]:
-        alive = [w for w in self._workers if w is not None]
         return {
             "size": self.size,
             "busy": self._busy,
             "queued_chunks": self._queue.qsize(),
             "kills": self.kills,
-            "worker_rss_bytes": [w.rss_bytes() for w in alive],
+            "worker_rss_bytes": {str(slot): w.rss_bytes() for slot, w in enumerate(self._workers) if w is not None},
         }
 
     # -- internals -------------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ RUN groupadd --gid "$SANDBOX_UID" sandbox \
     && useradd --uid "$SANDBOX_UID" --gid "$SANDBOX_UID" --no-create-home --home-dir /tmp \
         --shell /usr/sbin/nologin sandbox \
     && mkdir -p /opt/rlvr /work \
-    && chmod 0755 /opt/rlvr /work
+    && chmod 0755 /opt/rlvr && chmod 1777 /work
 
 # The root file system is mounted read-only at run time; /work and /tmp are size-capped tmpfs mounts.
 ENV HOME=/tmp LANG=C.UTF-8 PYTHONDONTWRITEBYTECODE=1

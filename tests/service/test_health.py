@@ -1,0 +1,40 @@
+"""Health, readiness, metrics, checker listing and docs."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.conftest import LiveService
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "contains"),
+    [
+        pytest.param("/healthz", 200, '"ok"', id="healthz"),
+        pytest.param("/readyz", 200, '"ready"', id="readyz"),
+        pytest.param("/metrics", 200, "rlvr_pool_size", id="metrics_pool"),
+        pytest.param("/docs", 200, "swagger", id="docs"),
+        pytest.param("/openapi.json", 200, "q17-s3", id="openapi_examples"),
+        pytest.param("/nope", 404, "not_found", id="unknown_route"),
+    ],
+)
+def test_operational_endpoints(live_service: LiveService, path: str, status: int, contains: str) -> None:
+    response = httpx.get(live_service.url + path)
+    assert response.status_code == status
+    assert contains in response.text
+
+
+def test_checkers_lists_settings_and_defaults(live_service: LiveService) -> None:
+    checkers = httpx.get(f"{live_service.url}/v1/checkers").json()["checkers"]
+    assert {"math", "format", "language", "code"} <= set(checkers)
+    assert checkers["math"]["defaults"]["float_rounding"] == 6
+    assert "float_rounding" in checkers["math"]["settings"]["properties"]
+    assert checkers["code"]["runs_in"] == "sandbox"
+
+
+def test_readyz_names_the_sandbox_backend(live_service: LiveService) -> None:
+    sandbox = httpx.get(f"{live_service.url}/readyz").json()["sandbox"]
+    assert sandbox["available"] is (sandbox["backend"] is not None)
+    if not sandbox["available"]:
+        assert sandbox["reason"]
