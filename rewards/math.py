@@ -47,6 +47,8 @@ _RENDER_BUDGET_S = 0.5
 _RENDER_CHARS = 200
 _BOX_OPENER = re.compile(r"\\(?:boxed|fbox)")
 _MATH_OPENERS = ("$", "\\(", "\\[")
+# A number as people write it (7,425,000  1 000  1000,99  .4  -5  12%): math-verify's own number rules apply.
+_PLAIN_NUMBER = re.compile(r"[-+]?(?:\d[\d, ]*)?(?:[.,]\d+)?\s*%?")
 _RUN_SEPARATOR = re.compile(r"\b(?:and|or)\b|[,;]")
 _ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 _GSM8K_ANSWER = re.compile(r"####[ \t]*([-+]?\$?[0-9][0-9,]*(?:\.[0-9]+)?)")
@@ -317,11 +319,14 @@ def _parse_answer_text(text: str, settings: MathSettings) -> list[Any]:
     """Parse a reference, or an answer already cut out of a completion (tag content, '####', 'Answer:').
 
     Such text often is bare LaTeX with no $...$ around it, where math-verify finds nothing or, worse, a piece
-    of it (``2\\sqrt{3}`` reads as 2): try it as display math too, first when it holds a LaTeX command.
+    of it (``2\\sqrt{3}`` and ``3+4i`` read as 2 and 3): unless it is a plain number, read it as display math
+    first, and as it is only when that finds nothing.
     """
     if _has_math_delimiter(text):
         return _parse(text, settings)
-    attempts = [f"\\[{text}\\]", text] if "\\" in text else [text, f"\\[{text}\\]"]
+    display = f"\\[{text}\\]"
+    plain_number = len(text) <= 64 and _PLAIN_NUMBER.fullmatch(text.strip()) is not None
+    attempts = [text, display] if plain_number else [display, text]
     results = [_parse(attempts[0], settings)]
     if not _has_math_object(results[0]):
         results.append(_parse(attempts[1], settings))
@@ -418,6 +423,8 @@ def _check(sample: Sample, settings: MathSettings) -> CheckResult:
         return _bad_reference(f"parsing the reference took longer than {settings.parse_timeout_s} s")
     if not reference_parsed:
         return _bad_reference("math-verify found no answer in the reference")
+    if "string" not in settings.extract and not _has_math_object(reference_parsed):
+        return _bad_reference(f"math-verify could not parse the reference: {_printable(reference_parsed[0])}")
     extraction = extract_answer(sample.completion, settings)
     return _judge_answer(reference_parsed, extraction, settings)
 

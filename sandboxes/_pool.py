@@ -48,8 +48,11 @@ class Channel(Protocol):
         ...
 
 
-def _limits(timeout_s: float, memory_mb: int, address_mb: int, output: int, fsize: int, procs: int) -> dict[str, Any]:
+def _limits(
+    timeout_s: float, memory_mb: int, address_mb: int, output: int, fsize: int, procs: int, stack_mb: int | None
+) -> dict[str, Any]:
     return {
+        "stack_mb": stack_mb if stack_mb is not None else min(memory_mb, 1024),
         "timeout_s": timeout_s,
         "memory_mb": memory_mb,
         "address_space_mb": address_mb,
@@ -69,14 +72,19 @@ def _compile_section(job: Job, spec: LanguageSpec, config: SandboxConfig) -> dic
     output = max(limits.output_bytes, COMPILE_OUTPUT_BYTES)
     fsize = max(limits.file_size_mb, 256)
     address = memory + spec.compile_headroom_mb
-    return {"argv": argv, "limits": _limits(limits.compile_timeout_s, memory, address, output, fsize, procs)}
+    return {
+        "argv": argv,
+        "limits": _limits(limits.compile_timeout_s, memory, address, output, fsize, procs, spec.stack_mb),
+    }
 
 
 def _run_section(job: Job, spec: LanguageSpec) -> dict[str, Any]:
     limits = job.limits
     address = limits.memory_mb + spec.address_space_headroom_mb
     procs = max(limits.max_processes, spec.min_processes)
-    run_limits = _limits(limits.timeout_s, limits.memory_mb, address, limits.output_bytes, limits.file_size_mb, procs)
+    run_limits = _limits(
+        limits.timeout_s, limits.memory_mb, address, limits.output_bytes, limits.file_size_mb, procs, spec.stack_mb
+    )
     return {"argv": spec.run_argv(limits.memory_mb), "limits": run_limits}
 
 

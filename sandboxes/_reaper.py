@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import docker.errors
+
 __all__ = ["OWNER_LABEL", "SANDBOX_LABEL", "Owner", "current_owner", "reap_orphans"]
 
 SANDBOX_LABEL = "rlvr.sandbox"
@@ -65,8 +67,6 @@ def reap_orphans(client: Any) -> int:
 
     Blocking (the docker SDK): call it from a worker thread.
     """
-    import docker.errors
-
     removed = 0
     for container in client.containers.list(all=True, filters={"label": f"{SANDBOX_LABEL}=1"}):
         owner = Owner.parse(container.labels.get(OWNER_LABEL, ""))

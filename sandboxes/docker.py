@@ -20,7 +20,7 @@ import itertools
 import shlex
 import socket
 import struct
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -58,12 +58,12 @@ class _AttachChannel:
         container_id: str,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
-        remove: Callable[[str], Any],
+        on_destroy: Callable[[], Awaitable[None]],
     ) -> None:
         self.container_id = container_id
         self._reader = reader
         self._writer = writer
-        self._remove = remove
+        self._on_destroy = on_destroy
         self._stdout = bytearray()
         self._stderr_tail = b""
         self._destroyed = False
@@ -73,12 +73,12 @@ class _AttachChannel:
             self._writer.write(data if data.endswith(b"\n") else data + b"\n")
             await self._writer.drain()
         except (ConnectionError, OSError) as exc:
-            raise EOFError(f"runner's stdin is closed: {exc}") from exc
+            raise EOFError(f"the runner's stdin is closed: {exc}") from exc
 
     async def read_line(self) -> bytes:
-        start = 0
-        while (end := self._stdout.find(b"\n", start)) < 0:
-            start = len(self._stdout)
+        searched = 0
+        while (end := self._stdout.find(b"\n", searched)) < 0:
+            searched = len(self._stdout)
             stream, payload = await self._read_frame()
             if stream == _STDOUT:
                 self._stdout += payload
@@ -94,7 +94,7 @@ class _AttachChannel:
             return stream, await self._reader.readexactly(size)
         except (asyncio.IncompleteReadError, ConnectionError, OSError) as exc:
             stderr = self._stderr_tail.decode(errors="replace").strip()
-            raise EOFError(f"runner in container {self.container_id[:12]} exited; stderr: {stderr!r}") from exc
+            raise EOFError(f"the runner in container {self.container_id[:12]} is gone; stderr: {stderr!r}") from exc
 
     async def destroy(self) -> None:
         if self._destroyed:
@@ -103,7 +103,7 @@ class _AttachChannel:
         self._writer.close()
         with contextlib.suppress(ConnectionError, OSError):
             await self._writer.wait_closed()
-        await self._remove(self.container_id)
+        await self._on_destroy()
 
 
 class DockerSandbox:
@@ -118,21 +118,27 @@ class DockerSandbox:
         self._client: Any = None
         self._pool: SlotPool | None = None
         self._reaper: asyncio.Task[None] | None = None
-        self._slot_ids = itertools.count()
+        self._names = itertools.count()
+        self._uids_in_use: set[int] = set()
         self._reaped = 0
 
     async def start(self) -> None:
+        """Connect, check the image, reap orphans and start the pool; SandboxUnavailable when it cannot run here."""
+        try:
+            await self._start()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _start(self) -> None:
         if not RUNNER_PATH.is_file():
             raise SandboxUnavailable(f"the runner script {RUNNER_PATH} is missing", backend=self.name)
         self._client = await self._call(self._connect)
         await self._call(self._check_image)
         self._reaped += await self._call(reap_orphans, self._client)
-        self._pool = SlotPool(self.name, self._start_channel, self.config)
-        try:
-            await self._pool.start()
-        except BaseException:
-            await self.close()
-            raise
+        languages = await self._call(self._probe_languages)
+        self._pool = SlotPool(self.name, self._start_channel, self.config, languages=languages)
+        await self._pool.start()
         self._reaper = asyncio.create_task(self._reap_periodically())
 
     async def run(self, job: Job) -> JobResult:
@@ -141,6 +147,7 @@ class DockerSandbox:
         return await self._pool.run(job)
 
     async def close(self) -> None:
+        """Stop every container this sandbox started (idle or busy); idempotent."""
         if self._reaper is not None:
             self._reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -156,49 +163,60 @@ class DockerSandbox:
         self._executor.shutdown(wait=False)
 
     def stats(self) -> dict[str, Any]:
-        pool_stats = self._pool.stats() if self._pool is not None else {}
-        return {**pool_stats, "backend": self.name, "image": self.config.image, "orphans_reaped": self._reaped}
+        pool_stats = self._pool.stats() if self._pool is not None else {"backend": self.name}
+        return {**pool_stats, "image": self.config.image, "owner": self._owner, "orphans_reaped": self._reaped}
 
-    # --- the docker SDK, called from worker threads
+    @property
+    def languages(self) -> tuple[str, ...]:
+        """The languages the runtime image has toolchains for (empty before start)."""
+        return (self._pool.languages or ()) if self._pool is not None else ()
+
+    # --- blocking docker SDK calls, run in the executor's threads
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, functools.partial(fn, *args))
 
     def _connect(self) -> Any:
-        import docker
-        import docker.errors
-
+        base_url = self.config.docker_base_url
         try:
-            client = docker.DockerClient(base_url=self.config.docker_base_url) if self.config.docker_base_url else docker.from_env()
+            client = docker.DockerClient(base_url=base_url) if base_url else docker.from_env()
             client.ping()
-        except docker.errors.DockerException as exc:
+        except (docker.errors.DockerException, OSError) as exc:  # requests' errors are OSErrors
             raise SandboxUnavailable(f"no Docker engine reachable: {exc}", backend=self.name) from exc
         return client
 
     def _check_image(self) -> None:
-        import docker.errors
-
         try:
             self._client.images.get(self.config.image)
         except docker.errors.ImageNotFound as exc:
             message = f"the runtime image {self.config.image} is missing: build it with sandboxes/images/build.sh"
             raise SandboxUnavailable(message, backend=self.name) from exc
 
-    def _create_container(self) -> str:
-        container = self._client.containers.create(self.config.image, **self._container_options())
+    def _probe_languages(self) -> tuple[str, ...]:
+        """Ask the image which toolchains it holds, so that a missing one is an UnknownLanguage, not a CE."""
+        tools = sorted({tool for spec in LANGUAGES.values() for tool in spec.tools()})
+        script = f'for t in {shlex.join(tools)}; do command -v "$t" >/dev/null && echo "$t"; done; true'
+        found = self._client.containers.run(
+            self.config.image, ["sh", "-c", script], remove=True, network_mode="none", user="65534:65534"
+        )
+        return available_languages(set(found.decode().split()).__contains__)
+
+    def _create_container(self, uid: int) -> str:
+        container = self._client.containers.create(self.config.image, **self._container_options(uid))
         return str(container.id)
 
-    def _container_options(self) -> dict[str, Any]:
+    def _container_options(self, uid: int) -> dict[str, Any]:
         config = self.config
         memory = f"{config.container_memory_mb}m"
         tmpfs_options = f"rw,exec,nosuid,nodev,mode=1777,size={config.work_tmpfs_mb}m"
         return {
-            "command": ["python3", "-u", RUNNER_IN_CONTAINER, WORK_DIR],
-            "name": f"rlvr-sandbox-{self._owner.replace('/', '-')}-{next(self._slot_ids)}",
+            # the runner is PID 1 (no --init): it reaps orphans, and `kill -9 -1` from a program cannot reach it
+            "command": ["python3", "-S", RUNNER_IN_CONTAINER, "--work-base", WORK_DIR, "--kill-strays"],
+            "name": f"rlvr-sandbox-{self._owner.replace('/', '-')}-{next(self._names)}",
             "labels": {SANDBOX_LABEL: "1", OWNER_LABEL: self._owner},
             "stdin_open": True,
             "tty": False,
-            "user": f"{config.sandbox_uid}:{config.sandbox_gid}",
+            "user": f"{uid}:{config.sandbox_gid}",
             "working_dir": WORK_DIR,
             "environment": {"HOME": "/tmp", "LANG": "C.UTF-8", "TMPDIR": "/tmp"},
             "network_mode": "none",
@@ -208,7 +226,6 @@ class DockerSandbox:
             "cap_drop": ["ALL"],
             "security_opt": ["no-new-privileges"],
             "ipc_mode": "private",
-            "init": True,
             "pids_limit": config.container_pids,
             "mem_limit": memory,
             "memswap_limit": memory,
@@ -220,8 +237,9 @@ class DockerSandbox:
         params = {"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
         sdk_socket = self._client.api.attach_socket(container_id, params=params)
         raw: socket.socket = getattr(sdk_socket, "_sock", sdk_socket)
-        # our own descriptor, so that the SDK's response objects can be dropped without closing the stream
+        # our own descriptor, so that dropping the SDK's response objects cannot close the stream under us
         duplicate = raw.dup()
+        raw.close()
         sdk_socket.close()
         return duplicate
 
@@ -229,8 +247,6 @@ class DockerSandbox:
         self._client.api.start(container_id)
 
     def _remove_container(self, container_id: str) -> None:
-        import docker.errors
-
         with contextlib.suppress(docker.errors.NotFound):
             self._client.api.remove_container(container_id, force=True)
 
@@ -241,26 +257,35 @@ class DockerSandbox:
 
     # --- pool plumbing
 
-    async def _start_channel(self) -> _AttachChannel:
-        import docker.errors
+    def _take_uid(self) -> int:
+        uid = next(uid for uid in itertools.count(SLOT_UID_BASE) if uid not in self._uids_in_use)
+        self._uids_in_use.add(uid)
+        return uid
 
+    async def _start_channel(self) -> _AttachChannel:
+        uid = self._take_uid()
         container_id = ""
         try:
-            container_id = await self._call(self._create_container)
+            container_id = await self._call(self._create_container, uid)
             sock = await self._call(self._attach, container_id)
             reader, writer = await asyncio.open_connection(sock=sock, limit=1 << 20)
             await self._call(self._start_container, container_id)
-        except (docker.errors.DockerException, OSError) as exc:
+        except BaseException as exc:
             if container_id:
                 await self._call(self._remove_container, container_id)
-            raise SandboxError(f"could not start a sandbox container: {exc}", backend=self.name) from exc
-        return _AttachChannel(container_id, reader, writer, self._remove_later)
+            self._uids_in_use.discard(uid)
+            if isinstance(exc, docker.errors.DockerException | OSError):
+                raise SandboxError(f"could not start a sandbox container: {exc}", backend=self.name) from exc
+            raise
 
-    async def _remove_later(self, container_id: str) -> None:
-        await self._call(self._remove_container, container_id)
+        async def on_destroy() -> None:
+            await self._call(self._remove_container, container_id)
+            self._uids_in_use.discard(uid)
+
+        return _AttachChannel(container_id, reader, writer, on_destroy)
 
     async def _reap_periodically(self) -> None:
         while True:
             await asyncio.sleep(REAP_INTERVAL_S)
-            with contextlib.suppress(SandboxError, OSError):
+            with contextlib.suppress(docker.errors.DockerException, OSError):
                 self._reaped += await self._call(reap_orphans, self._client)

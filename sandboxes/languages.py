@@ -47,6 +47,8 @@ class LanguageSpec:
     address_space_headroom_mb: int = 0  # added to the job's memory cap for RLIMIT_AS (JIT reservations)
     compile_headroom_mb: int = 0  # added to the compile memory cap
     min_processes: int = 1  # JVM/Go/V8 need threads: RLIMIT_NPROC counts them
+    stack_mb: int | None = None  # RLIMIT_STACK; None: the memory cap (up to 1 GB). glibc sizes every new
+    # thread's stack by it, so a threaded runtime under RLIMIT_AS needs a small one
     output_files: tuple[str, ...] = ()  # informative: what compile leaves behind
 
     def compile_argv(self, memory_mb: int) -> list[str] | None:
@@ -67,7 +69,7 @@ _JVM_FLAGS = (
     "-XX:ReservedCodeCacheSize=64m",
     "-XX:CompressedClassSpaceSize=64m",
     "-XX:MaxMetaspaceSize=192m",
-    "-Xss64m",
+    "-Xss16m",
 )
 
 LANGUAGES: dict[str, LanguageSpec] = {
@@ -78,6 +80,7 @@ LANGUAGES: dict[str, LanguageSpec] = {
         compile=None,
         run=("python3", "-S", "main.py"),
         env={"PYTHONDONTWRITEBYTECODE": "1", "PYTHONIOENCODING": "utf-8", "PYTHONHASHSEED": "0"},
+        stack_mb=64,
     ),
     "cpp": LanguageSpec(
         name="cpp",
@@ -106,6 +109,7 @@ LANGUAGES: dict[str, LanguageSpec] = {
         address_space_headroom_mb=1536,
         compile_headroom_mb=2048,
         min_processes=64,
+        stack_mb=8,
         output_files=("Main.class",),
     ),
     "javascript": LanguageSpec(
@@ -113,9 +117,10 @@ LANGUAGES: dict[str, LanguageSpec] = {
         aliases=("js", "node", "nodejs"),
         source_file="main.js",
         compile=None,
-        run=("node", "--max-old-space-size={memory_mb}", "--stack-size=65500", "main.js"),
+        run=("node", "--max-old-space-size={memory_mb}", "--stack-size=60000", "main.js"),
         address_space_headroom_mb=2048,
         min_processes=16,
+        stack_mb=64,
     ),
     "go": LanguageSpec(
         name="go",

@@ -18,7 +18,7 @@ Protocol (newline-delimited JSON, UTF-8; the runner's stdout carries nothing els
        "stop_on_first_failure": false,
        "result_bytes": 268435456}                  # budget for all runs' stdout + stderr together
     L = {"timeout_s": 2.0, "memory_mb": 256, "address_space_mb": 256, "output_bytes": 1048576,
-         "file_size_mb": 64, "max_processes": 64}
+         "file_size_mb": 64, "max_processes": 64, "stack_mb": 256}
     runner -> host, one result a line:
       {"compile": R | null, "runs": [R, ...], "dirty": false, "error": null}
     R = {"status": "OK|TLE|MLE|OLE|RE|CE|SANDBOX_ERROR", "exit_code": int|null, "signal": int|null,
@@ -48,6 +48,10 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from typing import IO, Any
+
+Json = dict[str, Any]
 
 PROTOCOL = 1
 EXIT_GRACE_S = 0.5  # after the program exits, how long its pipes may stay open (an escaped child holds them)
@@ -65,20 +69,20 @@ MEMORY_MARKERS = (
 BASE_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 
-def result(status, message="", **fields):
-    base = {"status": status, "exit_code": None, "signal": None, "stdout": "", "stderr": ""}
+def result(status: str, message: str = "", **fields: Any) -> Json:
+    base: Json = {"status": status, "exit_code": None, "signal": None, "stdout": "", "stderr": ""}
     base.update({"wall_s": 0.0, "cpu_s": 0.0, "peak_memory_kb": 0, "message": message})
     base.update(fields)
     return base
 
 
-def safe_path(root, name):
+def safe_path(root: str, name: str) -> str:
     if not name or name.startswith("/") or "\x00" in name or ".." in name.split("/"):
         raise ValueError(f"bad file name {name!r}")
     return os.path.join(root, name)
 
 
-def write_files(root, files):
+def write_files(root: str, files: dict[str, str]) -> None:
     for name, text in files.items():
         path = safe_path(root, name)
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -86,7 +90,7 @@ def write_files(root, files):
             handle.write(text)
 
 
-def remove_tree(path):
+def remove_tree(path: str) -> bool:
     """Remove a work dir even when the program took the permissions away; False if something remains."""
     if not os.path.lexists(path):
         return True
@@ -102,14 +106,14 @@ def remove_tree(path):
     return not os.path.lexists(path)
 
 
-def rlimit_setter(limits):
+def rlimit_setter(limits: Json) -> Callable[[], None]:
     memory = limits["address_space_mb"] << 20
-    stack = min(limits["memory_mb"], 1024) << 20
+    stack = limits["stack_mb"] << 20
     cpu = math.ceil(limits["timeout_s"]) + 1
     fsize = limits["file_size_mb"] << 20
     nproc = limits["max_processes"]
 
-    def apply():
+    def apply() -> None:
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
         resource.setrlimit(resource.RLIMIT_STACK, (stack, stack))
@@ -124,40 +128,43 @@ def rlimit_setter(limits):
 class Pump:
     """Feeds stdin and drains stdout / stderr of one process in one epoll loop, with a cap per stream."""
 
-    def __init__(self, proc, stdin, cap):
-        self.proc = proc
+    def __init__(self, proc: subprocess.Popen[bytes], stdin: bytes, cap: int) -> None:
+        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+        self.stdin_pipe: IO[bytes] = proc.stdin
         self.cap = cap
         self.outputs = {"stdout": bytearray(), "stderr": bytearray()}
-        self.readers = {proc.stdout.fileno(): "stdout", proc.stderr.fileno(): "stderr"}
+        self.readers = {proc.stdout.fileno(): ("stdout", proc.stdout), proc.stderr.fileno(): ("stderr", proc.stderr)}
         self.pending = memoryview(stdin)
         self.selector = selectors.DefaultSelector()
         self.pidfd = os.pidfd_open(proc.pid)
-        self.exited_at = None
+        self.exited_at: float | None = None
         self.overflow = False
         for fd in self.readers:
             os.set_blocking(fd, False)
             self.selector.register(fd, selectors.EVENT_READ)
         self.selector.register(self.pidfd, selectors.EVENT_READ)
-        self.stdin_fd = None
+        self.stdin_fd: int | None = None
         if self.pending:
             self.stdin_fd = proc.stdin.fileno()
             os.set_blocking(self.stdin_fd, False)
             self.selector.register(self.stdin_fd, selectors.EVENT_WRITE)
         else:
-            proc.stdin.close()
+            self.stdin_pipe.close()
 
-    def close_stdin(self):
+    def close_stdin(self) -> None:
         if self.stdin_fd is not None:
             self.selector.unregister(self.stdin_fd)
-            self.proc.stdin.close()
             self.stdin_fd = None
+            try:
+                self.stdin_pipe.close()
+            except OSError:  # a broken pipe: nothing was buffered, writes go through os.write
+                pass
 
-    def stop_reading(self, fd):
+    def stop_reading(self, fd: int) -> None:
         self.selector.unregister(fd)
-        os.close(fd)
-        del self.readers[fd]
+        self.readers.pop(fd)[1].close()
 
-    def on_readable(self, fd):
+    def on_readable(self, fd: int) -> None:
         try:
             chunk = os.read(fd, CHUNK)
         except BlockingIOError:
@@ -165,15 +172,15 @@ class Pump:
         if not chunk:
             self.stop_reading(fd)
             return
-        buffer = self.outputs[self.readers[fd]]
+        buffer = self.outputs[self.readers[fd][0]]
         room = self.cap - len(buffer)
         buffer += chunk[:room]
         if len(chunk) > room:
             self.overflow = True
 
-    def on_writable(self):
+    def on_writable(self, fd: int) -> None:
         try:
-            sent = os.write(self.stdin_fd, self.pending[:CHUNK])
+            sent = os.write(fd, self.pending[:CHUNK])
         except BlockingIOError:
             return
         except OSError:  # the program closed its stdin: the rest is not needed
@@ -182,18 +189,18 @@ class Pump:
         if not self.pending:
             self.close_stdin()
 
-    def step(self, timeout):
+    def step(self, timeout: float) -> None:
         for key, _ in self.selector.select(max(timeout, 0)):
             fd = key.fd
             if fd == self.pidfd:
                 self.selector.unregister(fd)
                 self.exited_at = time.monotonic()
             elif fd == self.stdin_fd:
-                self.on_writable()
+                self.on_writable(fd)
             elif fd in self.readers:
                 self.on_readable(fd)
 
-    def close(self):
+    def close(self) -> dict[str, bytes]:
         for fd in list(self.readers):
             self.stop_reading(fd)
         self.close_stdin()
@@ -202,14 +209,16 @@ class Pump:
         return {name: bytes(data) for name, data in self.outputs.items()}
 
 
-def kill_group(pgid):
+def kill_group(pgid: int) -> None:
     try:
         os.killpg(pgid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
 
 
-def supervise(proc, stdin, limits):
+def supervise(
+    proc: subprocess.Popen[bytes], stdin: bytes, limits: Json
+) -> tuple[dict[str, bytes], int, Any, float, bool, bool]:
     """Pump the process's pipes until it exits, overflows, or runs out of wall clock; kill its group."""
     started = time.monotonic()
     deadline = started + limits["timeout_s"]
@@ -238,7 +247,9 @@ def supervise(proc, stdin, limits):
     return outputs, status, usage, wall, timed_out, pump.overflow
 
 
-def classify(limits, status, usage, stderr, timed_out, overflow):
+def classify(
+    limits: Json, status: int, usage: Any, stderr: bytes, timed_out: bool, overflow: bool
+) -> tuple[str, int | None, int | None, str]:
     cpu = usage.ru_utime + usage.ru_stime
     sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
     code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
@@ -257,7 +268,7 @@ def classify(limits, status, usage, stderr, timed_out, overflow):
     return "RE", code, sig, f"killed by signal {sig}" if sig else f"exit code {code}"
 
 
-def execute(argv, cwd, env, stdin, limits):
+def execute(argv: list[str], cwd: str, env: dict[str, str], stdin: bytes, limits: Json) -> tuple[Json, int]:
     """Run one process to its end; (result, its process group id or 0 when it never started)."""
     try:
         proc = subprocess.Popen(
@@ -288,7 +299,7 @@ def execute(argv, cwd, env, stdin, limits):
     return outcome, proc.pid
 
 
-def read_stat(pid):
+def read_stat(pid: int) -> tuple[str, int, int] | None:
     """(state, ppid, pgid) of a process, or None when it is gone."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as handle:
@@ -298,7 +309,7 @@ def read_stat(pid):
     return fields[0].decode(), int(fields[1]), int(fields[2])
 
 
-def ancestors(pid):
+def ancestors(pid: int) -> set[int]:
     chain = set()
     while pid > 0 and pid not in chain:
         chain.add(pid)
@@ -308,14 +319,14 @@ def ancestors(pid):
 
 
 class Runner:
-    def __init__(self, work_base, kill_strays):
+    def __init__(self, work_base: str, kill_strays: bool) -> None:
         self.work_base = work_base
         self.kill_strays = kill_strays
         self.protected = ancestors(os.getpid())
         self.counter = 0
         os.makedirs(work_base, exist_ok=True)
 
-    def reap(self):
+    def reap(self) -> None:
         while True:
             try:
                 pid, _ = os.waitpid(-1, os.WNOHANG)
@@ -324,7 +335,7 @@ class Runner:
             if pid == 0:
                 return
 
-    def sweep(self, run_pgid):
+    def sweep(self, run_pgid: int) -> bool:
         """Kill whatever still runs in the sandbox besides the runner; True if something escaped the group."""
         escaped = False
         for _ in range(200):
@@ -348,12 +359,12 @@ class Runner:
             time.sleep(0.001)
         return True
 
-    def env(self, job, home):
+    def env(self, job: Json, home: str) -> dict[str, str]:
         env = {"PATH": BASE_PATH, "HOME": home, "TMPDIR": home, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
         env.update(job.get("env") or {})
         return env
 
-    def compile(self, job, build, home):
+    def compile(self, job: Json, build: str, home: str) -> tuple[Json, int]:
         spec = job["compile"]
         outcome, pgid = execute(spec["argv"], build, self.env(job, home), b"", spec["limits"])
         if outcome["status"] not in ("OK", "SANDBOX_ERROR"):
@@ -361,7 +372,7 @@ class Runner:
             outcome["status"] = "CE"
         return outcome, pgid
 
-    def one_run(self, job, build, index, run):
+    def one_run(self, job: Json, build: str, index: int, run: Json) -> tuple[Json, int, str]:
         workdir = os.path.join(self.work_base, f"run-{self.counter}-{index}")
         shutil.copytree(build, workdir, symlinks=True)
         write_files(workdir, run.get("files") or {})
@@ -370,7 +381,7 @@ class Runner:
         outcome, pgid = execute(argv, workdir, self.env(job, workdir), stdin, job["run"]["limits"])
         return outcome, pgid, workdir
 
-    def run_job(self, job):
+    def run_job(self, job: Json) -> Json:
         self.counter += 1
         jobdir = os.path.join(self.work_base, f"job-{self.counter}")
         try:
@@ -380,13 +391,15 @@ class Runner:
         outcome["dirty"] = outcome["dirty"] or not removed
         return outcome
 
-    def build_and_run(self, job, jobdir):
+    def build_and_run(self, job: Json, jobdir: str) -> Json:
         build, home = os.path.join(jobdir, "build"), os.path.join(jobdir, "home")
         os.makedirs(build)
         os.makedirs(home)
         write_files(build, job.get("files") or {})
         write_files(build, {job["source_file"]: job["source"]})
-        compiled, runs, dirty = None, [], False
+        compiled: Json | None = None
+        runs: list[Json] = []
+        dirty = False
         if job.get("compile"):
             compiled, pgid = self.compile(job, build, home)
             dirty = self.sweep(pgid)
@@ -395,8 +408,9 @@ class Runner:
             dirty = dirty or dirty_runs
         return {"compile": compiled, "runs": runs, "dirty": dirty, "error": None}
 
-    def run_all(self, job, build):
-        runs, dirty, budget = [], False, job.get("result_bytes", 1 << 28)
+    def run_all(self, job: Json, build: str) -> tuple[list[Json], bool]:
+        runs: list[Json] = []
+        dirty, budget = False, job.get("result_bytes", 1 << 28)
         for index, run in enumerate(job.get("runs") or []):
             if budget < 0:
                 runs.append(result("SANDBOX_ERROR", "the job's total output exceeded the result budget"))
@@ -411,7 +425,7 @@ class Runner:
         return runs, dirty
 
 
-def handle(runner, line):
+def handle(runner: Runner, line: bytes) -> Json:
     try:
         return runner.run_job(json.loads(line))
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -422,12 +436,12 @@ def handle(runner, line):
         return {"compile": None, "runs": [], "dirty": True, "error": message}
 
 
-def emit(stream, payload):
+def emit(stream: Any, payload: Json) -> None:
     stream.write(json.dumps(payload, ensure_ascii=False).encode("utf-8") + b"\n")
     stream.flush()
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="rlvr resident runner (reads JSON jobs on stdin)")
     parser.add_argument("--work-base", required=True, help="a tmpfs dir for the work dirs")
     parser.add_argument("--kill-strays", action="store_true", help="kill every other process after each run")

@@ -15,6 +15,7 @@ that the task it was on is masked: a crash is ours to explain, not the completio
 from __future__ import annotations
 
 import asyncio
+import importlib
 import itertools
 import logging
 import multiprocessing
@@ -25,7 +26,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from rewards import CheckResult, FailureKind, Status, load_checker
+from rewards import Checker, CheckResult, FailureKind, Status
 from service import worker
 from service.worker import Task
 
@@ -68,11 +69,11 @@ class _Chunk:
 class _Worker:
     """One worker process and the parent's end of its pipe."""
 
-    def __init__(self, ctx: multiprocessing.context.BaseContext, checkers: list[str]) -> None:
+    def __init__(self, ctx: multiprocessing.context.BaseContext, registry: dict[str, str]) -> None:
         parent, child = ctx.Pipe(duplex=True)
         self.conn: Connection = parent
         self.process: BaseProcess = ctx.Process(  # type: ignore[attr-defined]
-            target=worker.serve, args=(child, checkers), daemon=True
+            target=worker.serve, args=(child, registry), daemon=True
         )
         self._child = child
 
@@ -119,9 +120,10 @@ class WorkerPool:
         chunk_size: int = 16,
         grace_s: float = 1.0,
         on_kill: Callable[[str], None] | None = None,
+        registry: dict[str, str] | None = None,
     ) -> None:
         self.size = size
-        self.checkers = worker.cpu_checkers()
+        self.registry = registry if registry is not None else worker.cpu_registry()
         self.chunk_size = chunk_size
         self.grace_s = grace_s
         self._on_kill = on_kill or (lambda reason: None)
@@ -161,7 +163,7 @@ class WorkerPool:
                 self._settle(pending, _masked(FailureKind.INTERNAL_ERROR, "the worker pool shut down"))
 
     async def _spawn(self) -> _Worker:
-        proc = _Worker(self._ctx, self.checkers)
+        proc = _Worker(self._ctx, self.registry)
         await asyncio.to_thread(proc.start)
         try:
             message = await proc.receive(_READY_TIMEOUT_S)
@@ -224,7 +226,14 @@ class WorkerPool:
         proc = self._workers[slot]
         if proc is None:
             proc = self._workers[slot] = await self._spawn()
-        proc.conn.send([p.task for p in items])
+        try:
+            proc.conn.send([p.task for p in items])
+        except OSError:  # the worker died while idle: replace it and give the chunk to the next free worker
+            self._workers[slot] = None
+            await asyncio.to_thread(proc.kill)
+            self._queue.put_nowait(_Chunk(0, next(self._seq), items))
+            self._workers[slot] = await self._spawn()
+            return
         for index, pending in enumerate(items):
             started = time.monotonic()
             try:
@@ -249,11 +258,17 @@ class WorkerPool:
         reason = "hung past its hard deadline" if hung else "worker process died"
         log.warning("killed worker on %s task (%s)", guilty.task.checker, reason)
         self._on_kill(guilty.task.checker)
-        self._settle(guilty, _hang_result(guilty, hung=hung, deadline_s=guilty.deadline_s + self.grace_s))
+        hang_score = self._hang_score(guilty.task.checker)
+        self._settle(guilty, _hang_result(guilty, hang_score, hung=hung, deadline_s=guilty.deadline_s + self.grace_s))
         if rest:
             self._queue.put_nowait(_Chunk(0, next(self._seq), rest))
         if not self._closed:
             self._workers[slot] = await self._spawn()
+
+    def _hang_score(self, name: str) -> float | None:
+        module_name, _, attr = self.registry[name].partition(":")
+        checker: Checker = getattr(importlib.import_module(module_name), attr)
+        return checker.hang_score
 
     @staticmethod
     def _settle(pending: _Pending, result: CheckResult) -> None:
@@ -269,11 +284,10 @@ def _masked(kind: str, reason: str) -> CheckResult:
     return CheckResult.unjudgeable(Status.ERROR, kind, reason)
 
 
-def _hang_result(pending: _Pending, *, hung: bool, deadline_s: float) -> CheckResult:
+def _hang_result(pending: _Pending, score: float | None, *, hung: bool, deadline_s: float) -> CheckResult:
     checker = pending.task.checker
     if not hung:
         return _masked(FailureKind.INTERNAL_ERROR, f"the {checker} worker process died on this item")
-    score = load_checker(checker).hang_score
     details = {"killed_after_s": round(deadline_s, 3)}
     if score is None:
         reason = f"the {checker} checker passed its hard deadline of {deadline_s:.1f} s"

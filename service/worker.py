@@ -8,15 +8,17 @@ main thread, where math-verify's ``signal.alarm`` time-outs work.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import signal
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from multiprocessing.connection import Connection
 
-from rewards import CHECKERS, CheckerSettings, CheckResult, FailureKind, Sample, Status, load_checker
+from rewards import CHECKERS, Checker, CheckerSettings, CheckResult, FailureKind, Sample, Status, load_checker
 
-__all__ = ["Task", "cpu_checkers", "run_task", "serve"]
+__all__ = ["Task", "cpu_registry", "run_task", "serve"]
 
 log = logging.getLogger("rlvr.worker")
 
@@ -30,14 +32,14 @@ class Task:
 
 
 @lru_cache(maxsize=1024)
-def _settings(checker: str, settings_json: str) -> CheckerSettings:
-    return load_checker(checker).settings_model.model_validate_json(settings_json)
+def _settings(checker: Checker, settings_json: str) -> CheckerSettings:
+    return checker.settings_model.model_validate_json(settings_json)
 
 
-def run_task(task: Task) -> CheckResult:
+def run_task(task: Task, checkers: Mapping[str, Checker]) -> CheckResult:
     try:
-        checker = load_checker(task.checker)
-        result = checker.check(task.sample, _settings(task.checker, task.settings_json))
+        checker = checkers[task.checker]
+        result = checker.check(task.sample, _settings(checker, task.settings_json))
     except Exception as exc:  # our bug, not the completion's: mask it and keep serving
         log.exception("checker %s failed", task.checker)
         return CheckResult.unjudgeable(
@@ -47,28 +49,33 @@ def run_task(task: Task) -> CheckResult:
     return result
 
 
-def cpu_checkers() -> list[str]:
-    """Names of the checkers that run in worker processes."""
-    return [name for name in CHECKERS if load_checker(name).runs_in == "cpu"]
+def cpu_registry() -> dict[str, str]:
+    """The registry entries of the checkers that run in worker processes."""
+    return {name: target for name, target in CHECKERS.items() if load_checker(name).runs_in == "cpu"}
 
 
-def _warm(names: list[str]) -> None:
-    for checker in map(load_checker, names):
+def _load(registry: Mapping[str, str]) -> dict[str, Checker]:
+    checkers = {}
+    for name, target in registry.items():
+        module_name, _, attr = target.partition(":")
+        checkers[name] = getattr(importlib.import_module(module_name), attr)
+    return checkers
+
+
+def serve(conn: Connection, registry: Mapping[str, str]) -> None:
+    """Entry point of a worker process: load and warm the checkers, then serve chunks until told to stop."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
+    checkers = _load(registry)
+    for checker in checkers.values():
         if checker.warm is not None:
             checker.warm()
-
-
-def serve(conn: Connection, checkers: list[str]) -> None:
-    """Entry point of a worker process: warm the named checkers, then serve chunks until told to stop."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
-    _warm(checkers)
     conn.send(("ready", None))
     while True:
         try:
             tasks: list[Task] | None = conn.recv()
-        except EOFError:
+        except (EOFError, OSError):  # the parent went away
             return
         if tasks is None:
             return
         for task in tasks:
-            conn.send((task.task_id, run_task(task)))
+            conn.send((task.task_id, run_task(task, checkers)))

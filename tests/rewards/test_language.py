@@ -55,6 +55,10 @@ JA_COT = (
 )
 KO_COT = "<think>\n먼저 시장이 문을 닫은 후 남은 사과의 수를 구해야 합니다. 마지막으로 결과를 확인합니다.\n</think>"
 RU_COT = "<think>\nСначала нужно найти, сколько яблок осталось после закрытия рынка. Потом проверим ответ.\n</think>"
+FR_PROMPT = (
+    "Un fermier a vingt pommes dans son panier et il en vend huit au marché. "
+    "Combien de pommes lui reste-t-il à la fin de la journée ?"
+)
 PURE_MATH_COT = "<think>\n$$x^2 - 5x + 6 = 0$$\n(x-2)(x-3) = 0\nx = 2, x = 3\n\\boxed{2}\n</think>"
 
 # 8 + 8 English words of two letters or more, 14 Han characters.
@@ -129,7 +133,7 @@ def test_not_applicable(completion: str, options: dict[str, Any], detector: str)
         pytest.param(
             "<|im_start|>user\n一个农民有20个苹果，卖掉了8个。还剩几个？<|im_end|>", EN_COT, "zh", 0.0, id="zh_en"
         ),
-        pytest.param("Un fermier a vingt pommes et en vend huit. Combien en reste-t-il ?", FR_COT, "fr", 1.0, id="fr"),
+        pytest.param(FR_PROMPT, FR_COT, "fr", 1.0, id="fr"),
         pytest.param("A farmer has twenty apples and sells eight. How many are left?", FR_COT, "en", 0.0, id="en"),
         pytest.param("农家はリンゴを二十個持っています。いくつ残りますか？", JA_COT, "ja", 1.0, id="ja"),
     ],
@@ -156,7 +160,7 @@ def test_prompt_without_words_gives_no_target():
             f"<think>\n{ZH_COT[8:-9]}\n</think>\n<answer>\n{EN_COT[8:-40]}\n</answer>", "answer", 1.0, id="ans"
         ),
         pytest.param(f"<think>\n{ZH_COT[8:-9]}\n</think>\n{EN_COT[8:-40]}", "answer", 1.0, id="answer_after_think"),
-        pytest.param(f"<think>\n{ZH_COT[8:-9]}\n</think>\n{EN_COT[8:-40]}", "completion", 0.5, id="whole_completion"),
+        pytest.param(f"<think>\n{ZH_COT[8:-9]}\n</think>\n{EN_COT[8:-40]}", "completion", 0.4, id="whole_completion"),
     ],
 )
 def test_span(completion: str, span: str, score: float):

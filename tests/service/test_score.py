@@ -18,8 +18,10 @@ def r1(answer: str) -> str:
     return R1.format(answer=answer)
 
 
-def post(service: LiveService, body: Any, **kw: Any) -> httpx.Response:
-    return httpx.post(f"{service.url}/v1/score", json=body, timeout=120, **kw)
+def post(service: LiveService, body: Any) -> httpx.Response:
+    # json.dumps escapes lone surrogates (valid JSON); httpx's own encoder would refuse them.
+    raw = json.dumps(body).encode()
+    return httpx.post(f"{service.url}/v1/score", content=raw, headers={"content-type": "application/json"}, timeout=120)
 
 
 def score(service: LiveService, rewards: dict[str, Any], items: list[dict[str, Any]]) -> dict[str, Any]:

@@ -1,0 +1,217 @@
+"""The docker backend: the lock-down a program sees from inside, the limits the cgroup enforces, the reaper.
+
+The hostile programs (fork bombs, output floods, escapes) are in test_hostile.py, run on both backends; this
+file checks what only the docker backend promises.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import docker
+import docker.errors
+import pytest
+
+from sandboxes._reaper import OWNER_LABEL, SANDBOX_LABEL
+from sandboxes.base import Job, Limits, Run, RunStatus, Sandbox, SandboxUnavailable
+from sandboxes.config import SandboxConfig
+from sandboxes.docker import DockerSandbox
+from sandboxes.select import open_sandbox
+from tests.conftest import missing_backend
+
+pytestmark = pytest.mark.docker
+
+CONFIG = SandboxConfig(pool_size=1, container_memory_mb=256, container_pids=48, work_tmpfs_mb=64)
+
+
+@pytest.fixture
+def client() -> Iterator[Any]:
+    try:
+        engine = docker.from_env()
+        engine.ping()
+    except (docker.errors.DockerException, OSError) as exc:
+        missing_backend(f"no Docker engine: {exc}")
+    yield engine
+    engine.close()
+
+
+async def _open(config: SandboxConfig) -> Sandbox:
+    try:
+        return await open_sandbox("docker", config)
+    except SandboxUnavailable as exc:
+        missing_backend(str(exc))
+        raise
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[Sandbox]:
+    opened = await _open(CONFIG)
+    yield opened
+    await opened.close()
+
+
+async def _python(sandbox: Sandbox, source: str, limits: Limits | None = None) -> tuple[str, str]:
+    result = await sandbox.run(Job(language="python", source=source, runs=[Run()], limits=limits or Limits()))
+    (run,) = result.runs
+    return run.status, run.stdout.strip()
+
+
+def _own_containers(client: Any, sandbox: Sandbox) -> list[Any]:
+    assert isinstance(sandbox, DockerSandbox)
+    owner = sandbox.stats()["owner"]
+    return list(client.containers.list(all=True, filters={"label": f"{OWNER_LABEL}={owner}"}))
+
+
+INSIDE = {
+    "no_network_interfaces": ("import os; print(sorted(os.listdir('/sys/class/net')))", "['lo']"),
+    "no_route_out": (
+        "import socket\ntry:\n socket.create_connection(('1.1.1.1', 53), timeout=2); print('connected')\n"
+        "except OSError as e: print(type(e).__name__)",
+        "OSError",
+    ),
+    "read_only_root": (
+        "import errno\ntry:\n open('/usr/evil', 'w'); print('wrote')\n"
+        "except OSError as e: print(errno.errorcode[e.errno])",
+        "EROFS",
+    ),
+    "non_root_user": ("import os; print(os.getuid() != 0 and os.getgid() != 0)", "True"),
+    "no_capabilities": (
+        "print([l.split()[1] for l in open('/proc/self/status') if l.startswith(('CapEff', 'CapPrm', 'CapBnd'))])",
+        "['0000000000000000', '0000000000000000', '0000000000000000']",
+    ),
+    "no_new_privileges": (
+        "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('NoNewPrivs')])",
+        "['1']",
+    ),
+    "runner_is_pid_1": ("import os; print(open('/proc/1/cmdline').read().split(chr(0))[2])", "/opt/rlvr/runner.py"),
+}
+
+
+@pytest.mark.parametrize(("source", "expected"), [pytest.param(*case, id=name) for name, case in INSIDE.items()])
+async def test_a_program_sees_a_locked_down_container(sandbox: Sandbox, source: str, expected: str) -> None:
+    assert await _python(sandbox, source) == (RunStatus.OK, expected)
+
+
+CGROUP_LIMITS = """
+import os
+def read(*paths):
+    for path in paths:
+        if os.path.exists(path):
+            return open(path).read().strip()
+    return None
+memory = read('/sys/fs/cgroup/memory.max', '/sys/fs/cgroup/memory/memory.limit_in_bytes')
+swap = read('/sys/fs/cgroup/memory.swap.max')
+if swap is None:  # cgroup v1: memsw is memory + swap
+    swap = str(int(read('/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes')) - int(memory))
+pids = read('/sys/fs/cgroup/pids.max', '/sys/fs/cgroup/pids/pids.max')
+print(memory, swap, pids)
+"""
+
+
+async def test_the_container_has_a_memory_cap_without_swap_and_a_pids_cap(sandbox: Sandbox) -> None:
+    assert await _python(sandbox, CGROUP_LIMITS) == (RunStatus.OK, f"{256 << 20} 0 48")
+
+
+async def test_the_cgroup_stops_a_program_that_the_job_limits_would_allow(sandbox: Sandbox) -> None:
+    hog = "b = bytearray(600 << 20)\nfor i in range(0, len(b), 4096): b[i] = 1\nprint('survived')"
+    status, stdout = await _python(sandbox, hog, Limits(memory_mb=2048))
+    assert status in (RunStatus.MLE, RunStatus.RE)
+    assert stdout == ""
+    assert await _python(sandbox, "print(6 * 7)") == (RunStatus.OK, "42")
+
+
+FORK_COUNT = """
+import os, time
+count = 0
+try:
+    for _ in range(500):
+        if os.fork() == 0:
+            time.sleep(30)
+            os._exit(0)
+        count += 1
+except OSError:
+    pass
+print(count)
+"""
+
+
+async def test_the_pids_cap_bounds_processes_beyond_the_job_limit(sandbox: Sandbox) -> None:
+    status, stdout = await _python(sandbox, FORK_COUNT, Limits(max_processes=10_000, timeout_s=10))
+    assert status == RunStatus.OK
+    assert 0 < int(stdout) < 48
+    assert await _python(sandbox, "print(6 * 7)") == (RunStatus.OK, "42")
+
+
+async def test_close_leaves_no_container(client: Any) -> None:
+    opened = await _open(SandboxConfig(pool_size=2))
+    await opened.run(Job(language="python", source="print(1)", runs=[Run()]))
+    assert len(_own_containers(client, opened)) == 2
+    assert opened.stats()["runs_by_status"] == {RunStatus.OK: 1}
+    await opened.close()
+    assert _own_containers(client, opened) == []
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def _labelled_container(client: Any, owner: str) -> Any:
+    labels = {SANDBOX_LABEL: "1", OWNER_LABEL: owner}
+    return client.containers.create(CONFIG.image, ["sleep", "60"], labels=labels, network_mode="none")
+
+
+@pytest.mark.parametrize(
+    ("owner", "reaped"),
+    [
+        pytest.param("{host}/{dead_pid}/1", True, id="dead_owner_on_this_host"),
+        pytest.param("garbage", True, id="unreadable_owner"),
+        pytest.param("another-host.example/1/1", False, id="owner_on_another_host"),
+    ],
+)
+async def test_start_reaps_orphans_of_dead_owners(client: Any, owner: str, reaped: bool) -> None:
+    orphan = _labelled_container(client, owner.format(host=socket.gethostname(), dead_pid=_dead_pid()))
+    try:
+        opened = await _open(CONFIG)
+        await opened.close()
+        still_there = bool(client.containers.list(all=True, filters={"id": orphan.id}))
+        assert still_there is not reaped
+    finally:
+        if not reaped:
+            orphan.remove(force=True)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        pytest.param(SandboxConfig(image="rlvr-runtime:no-such-tag"), id="image_missing"),
+        pytest.param(SandboxConfig(docker_base_url="unix:///nonexistent/docker.sock"), id="engine_missing"),
+    ],
+)
+async def test_unavailable_backend_says_why(client: Any, config: SandboxConfig) -> None:
+    with pytest.raises(SandboxUnavailable, match="image|engine"):
+        await open_sandbox("docker", config)
+
+
+async def test_parallel_slots_do_not_share_a_process_budget() -> None:
+    """A fork bomb in one slot must not make fork fail in another (RLIMIT_NPROC counts per uid, host-wide)."""
+    opened = await _open(SandboxConfig(pool_size=2))
+    try:
+        hold = FORK_COUNT + "time.sleep(3)\n"
+        bomb = Job(language="python", source=hold, runs=[Run()], limits=Limits(timeout_s=10))
+        threads = "import threading\nts = [threading.Thread(target=lambda: None) for _ in range(40)]\n"
+        threads += "[t.start() for t in ts]\n[t.join() for t in ts]\nprint('ok')"
+        worker = Job(language="python", source=threads, runs=[Run()] * 5)
+        first_bomb = asyncio.create_task(opened.run(bomb))
+        await asyncio.sleep(0.5)
+        result = await opened.run(worker)
+        await first_bomb
+        assert [(run.status, run.stdout) for run in result.runs] == [(RunStatus.OK, "ok\n")] * 5
+    finally:
+        await opened.close()

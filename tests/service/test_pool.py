@@ -1,0 +1,67 @@
+"""The worker pool kills what hangs, survives what crashes, and answers every task exactly once."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from rewards import Sample
+from service.pool import TaskSpec, WorkerPool
+
+REGISTRY = {
+    "stuck": "tests.service.misbehaving_checkers:STUCK",
+    "stuck_ours": "tests.service.misbehaving_checkers:STUCK_OURS",
+    "crash": "tests.service.misbehaving_checkers:CRASH",
+}
+
+
+@pytest.fixture
+async def pool() -> AsyncIterator[WorkerPool]:
+    pool = WorkerPool(2, chunk_size=4, grace_s=0.5, registry=REGISTRY)
+    await pool.start()
+    yield pool
+    await pool.close()
+
+
+def spec(checker: str, completion: str) -> TaskSpec:
+    return TaskSpec(checker, '{"deadline": 0.5}', Sample(completion=completion), 0.5)
+
+
+CASES = [
+    pytest.param("stuck", "timeout", 0.0, None, id="hang_blamed_on_completion_scores_zero"),
+    pytest.param("stuck_ours", "timeout", None, "internal_timeout", id="hang_blamed_on_us_is_masked"),
+]
+
+
+@pytest.mark.parametrize(("checker", "status", "score", "kind"), CASES)
+async def test_a_hung_item_is_killed_and_only_it_is_marked(
+    pool: WorkerPool, checker: str, status: str, score: float | None, kind: str | None
+) -> None:
+    completions = ["a", "bb", "hang", "cccc", "ddddd", "e", "ff", "ggg"]
+    results = await pool.run([spec(checker, c) for c in completions])
+    assert len(results) == len(completions)
+    for completion, result in zip(completions, results, strict=True):
+        if completion == "hang":
+            assert (result.status, result.score, result.failure_kind) == (status, score, kind)
+        else:
+            assert (result.status, result.score) == ("ok", float(len(completion)))
+    assert pool.kills == 1
+    again = await pool.run([spec(checker, "zz")])
+    assert again[0].score == 2.0
+
+
+async def test_a_crashing_worker_is_replaced_and_the_item_masked(pool: WorkerPool) -> None:
+    results = await pool.run([spec("crash", c) for c in ["x", "crash", "y", "z"]])
+    assert [r.status for r in results] == ["ok", "error", "ok", "ok"]
+    assert results[1].failure_kind == "internal_error" and results[1].score is None
+    assert pool.kills == 1
+    again = await pool.run([spec("crash", c) for c in "uvw"])
+    assert [r.status for r in again] == ["ok"] * 3
+
+
+async def test_many_hangs_in_one_batch_all_answered(pool: WorkerPool) -> None:
+    completions = ["hang", "a", "hang", "b", "hang", "c"]
+    results = await pool.run([spec("stuck", c) for c in completions])
+    assert [r.status for r in results] == ["timeout", "ok", "timeout", "ok", "timeout", "ok"]
+    assert pool.kills == 3
