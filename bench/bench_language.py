@@ -5,7 +5,8 @@ Run: ``.venv/bin/python bench/bench_language.py`` (pins itself to one core; abou
 1. Accuracy of each detector on labelled Latin-script segments (clause-sized and sentence-sized), choosing among
    the default candidate set, as the checker does.
 2. ``check()`` on deterministic ~6,000-character mixed chains of thought (prose in one language, a fifth of the
-   sentences in others, LaTeX, code and numbers mixed in): median and p90 milliseconds per chain on one core, the
+   sentences in others, LaTeX, code and numbers mixed in): median and p90 CPU milliseconds per chain on one core
+   (CPU time, so that other tenants of a shared machine do not inflate it), the
    ratio to the fastest detector, and the mean absolute error of the score against the true share of target
    words (known from how each chain was built).
 """
@@ -59,7 +60,7 @@ def accuracy(name: str, snippets: dict[str, list[str]]) -> tuple[float, float, C
     """Share of snippets named correctly, microseconds per snippet, and the confusions."""
     detector = get_detector(name, LanguageSettings().candidates)
     right, total, confusions = 0, 0, Counter[str]()
-    started = time.perf_counter()
+    started = time.process_time()
     for language, texts in snippets.items():
         for text in texts:
             found = detector.detect(text)
@@ -67,7 +68,7 @@ def accuracy(name: str, snippets: dict[str, list[str]]) -> tuple[float, float, C
             total += 1
             if found != language:
                 confusions[f"{language}->{found}"] += 1
-    return right / total, (time.perf_counter() - started) / total * 1e6, confusions
+    return right / total, (time.process_time() - started) / total * 1e6, confusions
 
 
 def true_share(parts: list[tuple[str, str]], target: str) -> float:
@@ -95,9 +96,9 @@ def time_chains(name: str, items: list[tuple[str, str, float]], latin: bool) -> 
         settings, sample = LanguageSettings(detector=name, target=target), Sample(completion=text)
         best = float("inf")
         for _ in range(ROUNDS):
-            started = time.perf_counter()
+            started = time.process_time()
             result = check(sample, settings)
-            best = min(best, time.perf_counter() - started)
+            best = min(best, time.process_time() - started)
         per_chain.append(best * 1e3)
         errors.append(abs((result.score or 0.0) - share))
     return per_chain, statistics.fmean(errors)
@@ -131,7 +132,7 @@ def main() -> None:
     items = chains()
     sizes = [len(text) for text, _, _ in items]
     print(f"\n2. check() per ~6,000-char chain of thought ({len(items)} chains, {min(sizes)}-{max(sizes)} chars; ")
-    print("   best of 5 runs per chain; MAE = mean |score - true share of target words|)\n")
+    print("   CPU ms, best of 5 runs per chain; MAE = mean |score - true share of target words|)\n")
     print("| detector | Latin target: median ms | p90 ms | x fastest | MAE | CJK target: median ms | p90 ms | MAE |")
     print("|---|---|---|---|---|---|---|---|")
     rows = {name: (time_chains(name, items, True), time_chains(name, items, False)) for name in DETECTORS}

@@ -49,8 +49,18 @@ def _free_port() -> int:
 @contextmanager
 def running_service(workers: int | None) -> Iterator[tuple[str, int]]:
     port = _free_port()
-    argv = [sys.executable, "-m", "service", "serve", "--port", str(port), "--sandbox-backend", "none",
-            "--log-level", "warning"]
+    argv = [
+        sys.executable,
+        "-m",
+        "service",
+        "serve",
+        "--port",
+        str(port),
+        "--sandbox-backend",
+        "none",
+        "--log-level",
+        "warning",
+    ]
     if workers:
         argv += ["--workers", str(workers)]
     proc = subprocess.Popen(argv)
@@ -90,12 +100,20 @@ def _suite_items() -> list[dict[str, Any]]:
     items = []
     for i, line in enumerate(SUITE.read_text().splitlines()):
         case = json.loads(line)
-        settings = {} if case["match_types"] == ["default"] else {
-            "extract": case["match_types"], "boxed_priority": 0, "float_rounding": case["precision"],
-            "strict": case["strict"], "allow_set_relation_comp": case["allow_set_relation_comp"],
-        }
-        items.append({"id": str(i), "completion": case["pred"], "reference": case["gold"],
-                      "rewards": {"math": settings}})
+        settings = (
+            {}
+            if case["match_types"] == ["default"]
+            else {
+                "extract": case["match_types"],
+                "boxed_priority": 0,
+                "float_rounding": case["precision"],
+                "strict": case["strict"],
+                "allow_set_relation_comp": case["allow_set_relation_comp"],
+            }
+        )
+        items.append(
+            {"id": str(i), "completion": case["pred"], "reference": case["gold"], "rewards": {"math": settings}}
+        )
     return items
 
 
@@ -110,8 +128,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     distinct = distinct_items(args.distinct)
     batch = grpo_batch(prompts=args.prompts, group=args.group)
     grpo_pairs = [(completion, reference) for _, completion, reference in batch]
-    print(f"cores: {len(os.sched_getaffinity(0))}; distinct items: {len(distinct)}; "
-          f"GRPO batch: {args.prompts} x {args.group} = {len(batch)}")
+    print(
+        f"cores: {len(os.sched_getaffinity(0))}; distinct items: {len(distinct)}; "
+        f"GRPO batch: {args.prompts} x {args.group} = {len(batch)}"
+    )
 
     rows = []
     a_distinct, verdicts = in_process(distinct)
@@ -141,9 +161,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"| {name} | {a:,.1f} | {b:,.1f} | {b / a:.2f}x |")
     print()
     print(f"verdict agreement (a) vs (b) on distinct items: {agree:.1%}")
-    print("memory after the math-verify suite: " + ", ".join(f"worker {i}: {mb:.0f} MB" for i, mb in
-                                                            enumerate(worker_rss))
-          + f"; server: {server_rss:.0f} MB; total: {server_rss + sum(worker_rss):.0f} MB RSS")
+    print(
+        "memory after the math-verify suite: "
+        + ", ".join(f"worker {i}: {mb:.0f} MB" for i, mb in enumerate(worker_rss))
+        + f"; server: {server_rss:.0f} MB; total: {server_rss + sum(worker_rss):.0f} MB RSS"
+    )
 
 
 if __name__ == "__main__":

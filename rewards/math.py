@@ -48,7 +48,7 @@ _RENDER_CHARS = 200
 _BOX_OPENER = re.compile(r"\\(?:boxed|fbox)")
 _MATH_OPENERS = ("$", "\\(", "\\[")
 # A number as people write it (7,425,000  1 000  1000,99  .4  -5  12%): math-verify's own number rules apply.
-_PLAIN_NUMBER = re.compile(r"[-+]?(?:\d[\d, ]*)?(?:[.,]\d+)?\s*%?")
+_PLAIN_NUMBER = re.compile(r"[-+]?(?:\d{1,3}(?:[ ,]\d{3})+|\d+)?(?:[.,]\d+)?\s*%?")
 _RUN_SEPARATOR = re.compile(r"\b(?:and|or)\b|[,;]")
 _ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 _GSM8K_ANSWER = re.compile(r"####[ \t]*([-+]?\$?[0-9][0-9,]*(?:\.[0-9]+)?)")
@@ -330,7 +330,7 @@ def _parse_answer_text(text: str, settings: MathSettings) -> list[Any]:
     results = [_parse(attempts[0], settings)]
     if not _has_math_object(results[0]):
         results.append(_parse(attempts[1], settings))
-    return next((parsed for parsed in results if _has_math_object(parsed)), results[0])
+    return next((parsed for parsed in results if _has_math_object(parsed)), max(results, key=bool))
 
 
 def _has_math_delimiter(text: str) -> bool:
@@ -423,8 +423,6 @@ def _check(sample: Sample, settings: MathSettings) -> CheckResult:
         return _bad_reference(f"parsing the reference took longer than {settings.parse_timeout_s} s")
     if not reference_parsed:
         return _bad_reference("math-verify found no answer in the reference")
-    if "string" not in settings.extract and not _has_math_object(reference_parsed):
-        return _bad_reference(f"math-verify could not parse the reference: {_printable(reference_parsed[0])}")
     extraction = extract_answer(sample.completion, settings)
     return _judge_answer(reference_parsed, extraction, settings)
 

@@ -77,6 +77,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     state.scorer = Scorer(pool, state.metrics, cache_size=settings.cache_size)
     state.scorer.sandbox = state.sandbox
     state.scorer.sandbox_reason = state.sandbox_reason
+    state.scorer.sandbox_queue_limit = settings.sandbox_queue_limit
     state.ready = True
     try:
         yield

@@ -108,6 +108,7 @@ class Scorer:
         self.cache = ResultCache(cache_size)
         self.sandbox: Sandbox | None = None
         self.sandbox_reason = "no sandbox backend configured"
+        self.sandbox_queue_limit = 1 << 30
         self._settings_cache: dict[tuple[str, str], CheckerSettings] = {}
 
     # -- resolve ---------------------------------------------------------------------------------------------
@@ -197,14 +198,12 @@ class Scorer:
         self.metrics.stage.labels("cpu").observe(time.perf_counter() - started)
 
     def _admit_code(self, plans: list[Plan]) -> None:
-        wanted = sum(1 for plan in plans for name in plan if load_checker(name).runs_in == "sandbox")
-        if not wanted or self.sandbox is None:
+        """Refuse a batch with code items while the sandbox queue is already full (429 + Retry-After)."""
+        if self.sandbox is None or not any(load_checker(n).runs_in == "sandbox" for plan in plans for n in plan):
             return
         stats = getattr(self.sandbox, "stats", dict)()
-        limit = stats.get("queue_limit")
-        depth = stats.get("queue_depth", 0)
-        if isinstance(limit, int) and depth > 0 and depth + wanted > limit + stats.get("size", 0):
-            raise Overloaded(f"the sandbox queue holds {depth} jobs; this batch adds {wanted}", retry_after_s=1.0)
+        if stats.get("queue_depth", 0) >= self.sandbox_queue_limit:
+            raise Overloaded(f"the sandbox queue is full ({stats['queue_depth']} jobs waiting)", retry_after_s=1.0)
 
     async def _run_code(self, samples: list[Sample], plans: list[Plan], results: list[dict[str, CheckResult]]) -> None:
         jobs = [
@@ -216,7 +215,15 @@ class Scorer:
         if not jobs:
             return
         started = time.perf_counter()
-        outcomes = await asyncio.gather(*(self._check_code(samples[i], name, s) for i, name, s in jobs))
+        # One batch never holds more sandbox jobs in flight than there are sandboxes: a big batch waits its turn
+        # here instead of flooding the shared queue that other requests are admitted against.
+        limit = asyncio.Semaphore(max(1, getattr(self.sandbox, "stats", dict)().get("size", 1)))
+
+        async def bounded(sample: Sample, name: str, settings: CheckerSettings) -> CheckResult:
+            async with limit:
+                return await self._check_code(sample, name, settings)
+
+        outcomes = await asyncio.gather(*(bounded(samples[i], name, s) for i, name, s in jobs))
         for (index, name, _), result in zip(jobs, outcomes, strict=True):
             results[index][name] = result
         self.metrics.stage.labels("sandbox").observe(time.perf_counter() - started)

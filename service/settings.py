@@ -26,7 +26,7 @@ class Settings(BaseSettings):
     cache_size: int = Field(100_000, ge=0, description="Entries in the cross-batch result cache (0 disables it).")
     max_items: int = Field(8192, ge=1, description="Most items in one request (more -> 413).")
     max_body_bytes: int = Field(64 << 20, ge=1024, description="Largest request body in bytes (more -> 413).")
-    render_chars: int = Field(200, ge=16, le=10_000, description="Cap on parsed expressions rendered into details.")
+    max_tests: int = Field(1000, ge=1, description="Most tests in one code item (more -> 413).")
     api_token: str | None = Field(None, description="When set, requests must carry `Authorization: Bearer <token>`.")
     sandbox_backend: Literal["auto", "docker", "bubblewrap", "none"] = Field(
         "auto", description="Code sandbox backend; `auto` tries docker, then bubblewrap; `none` disables code."

@@ -28,6 +28,10 @@ async def score(body: ScoreRequest, state: State, scorer: Annotated[Scorer, Depe
     """Every item gets exactly one result, in input order, with its id; one bad item never fails the batch."""
     if len(body.items) > state.settings.max_items:
         raise ApiError(413, "too_many_items", f"{len(body.items)} items > {state.settings.max_items} (RLVR_MAX_ITEMS)")
+    for index, item in enumerate(body.items):
+        if item.tests is not None and len(item.tests) > state.settings.max_tests:
+            limit = state.settings.max_tests
+            raise ApiError(413, "too_many_tests", f"items.{index}.tests has {len(item.tests)} tests > {limit}")
     started = time.perf_counter()
     plans = scorer.resolve(body)
     state.metrics.stage.labels("validate").observe(time.perf_counter() - started)

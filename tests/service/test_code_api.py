@@ -1,0 +1,144 @@
+"""Code through the service: `/v1/score` code items, `/v1/run`, no-sandbox behaviour and backpressure."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import LiveService, missing_backend, start_service, stop_service
+
+ADD = "```python\na, b = map(int, input().split())\nprint(a + b)\n```"
+WRONG = "```python\nprint(0)\n```"
+STDIN_TESTS = [{"type": "stdin_stdout", "input": "1 2\n", "output": "3\n"},
+               {"type": "stdin_stdout", "input": "5 7\n", "output": "12\n"}]
+
+
+def post(url: str, path: str, body: Any) -> httpx.Response:
+    return httpx.post(url + path, content=json.dumps(body).encode(), headers={"content-type": "application/json"},
+                      timeout=180)
+
+
+@pytest.fixture(scope="module")
+def sandboxed(live_service: LiveService) -> LiveService:
+    sandbox = httpx.get(f"{live_service.url}/readyz").json()["sandbox"]
+    if not sandbox["available"]:
+        missing_backend(f"the service found no code sandbox ({sandbox['reason']})")
+    return live_service
+
+
+@pytest.fixture(scope="module")
+def no_sandbox() -> Iterator[LiveService]:
+    service, server, thread = start_service(workers=1, sandbox_backend="none")
+    yield service
+    stop_service(server, thread)
+
+
+HOSTILE = [
+    pytest.param("while True:\n    pass", "TLE", id="infinite_loop"),
+    pytest.param("import os\nwhile True:\n    os.fork()", None, id="fork_bomb"),
+    pytest.param("x = bytearray(1 << 34)", None, id="memory_bomb"),
+    pytest.param("import sys\nsys.setrecursionlimit(10**9)\ndef f(n): return f(n+1)\nf(0)", None, id="deep_recursion"),
+    pytest.param("import socket\nsocket.create_connection(('1.1.1.1', 53), timeout=2)", "RE", id="socket_out"),
+]
+
+
+@pytest.mark.parametrize(("program", "status"), HOSTILE)
+def test_hostile_programs_score_zero_and_the_service_keeps_serving(
+    sandboxed: LiveService, program: str, status: str | None
+) -> None:
+    items = [
+        {"id": "good", "completion": ADD, "language": "python", "tests": STDIN_TESTS},
+        {"id": "evil", "completion": f"```python\n{program}\n```", "language": "python",
+         "tests": [STDIN_TESTS[0]]},
+    ]
+    response = post(sandboxed.url, "/v1/score", {"rewards": {"code": {"timeout_s": 2, "memory_mb": 256}},
+                                                 "items": items})
+    assert response.status_code == 200, response.text
+    good, evil = response.json()["results"]
+    assert (good["reward"], evil["reward"], evil["mask"]) == (1.0, 0.0, False)
+    if status:
+        assert evil["components"]["code"]["details"]["tests"][0]["status"] == status
+    assert httpx.get(f"{sandboxed.url}/healthz").status_code == 200
+
+
+def test_code_items_mix_with_math_in_one_batch(sandboxed: LiveService) -> None:
+    items = [
+        {"id": "c-ok", "completion": ADD, "language": "python", "tests": STDIN_TESTS},
+        {"id": "c-wrong", "completion": WRONG, "language": "python", "tests": STDIN_TESTS},
+        {"id": "m", "completion": "$\\boxed{2}$", "reference": "2", "rewards": {"math": {"weight": 1.0},
+                                                                                  "code": {"weight": 0.0}}},
+    ]
+    response = post(sandboxed.url, "/v1/score", {"rewards": {"code": {}}, "items": items})
+    assert response.status_code == 200, response.text
+    assert [r["reward"] for r in response.json()["results"]] == [1.0, 0.0, 1.0]
+
+
+def test_raw_run_returns_each_run(sandboxed: LiveService) -> None:
+    body = {
+        "programs": [{"id": "rev", "language": "python", "source": "print(input()[::-1])"},
+                     {"id": "cpp", "language": "cpp",
+                      "source": "#include <iostream>\nint main(){std::string s;std::cin>>s;std::cout<<s.size();}"}],
+        "inputs": [{"stdin": "abc\n"}, {"stdin": "hello\n"}],
+    }
+    response = post(sandboxed.url, "/v1/run", body)
+    assert response.status_code == 200, response.text
+    rev, cpp = response.json()["results"]
+    assert [r["stdout"] for r in rev["runs"]] == ["cba\n", "olleh\n"]
+    assert cpp["compile"]["status"] == "OK" and [r["stdout"] for r in cpp["runs"]] == ["3", "5"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "code"),
+    [
+        pytest.param("/v1/run", {"programs": [{"id": "x", "language": "cobol", "source": ""}]}, 422,
+                     "unknown_language", id="unknown_language"),
+        pytest.param("/v1/run", {"programs": [{"id": "x", "language": "python"}]}, 422, "invalid_request",
+                     id="missing_source"),
+        pytest.param("/v1/score", {"rewards": {"code": {}}, "items": [
+            {"id": "x", "completion": ADD, "tests": [STDIN_TESTS[0]] * 1001}]}, 413, "too_many_tests",
+                     id="thousands_of_tests"),
+    ],
+)
+def test_bad_code_requests(live_service: LiveService, path: str, body: Any, status: int, code: str) -> None:
+    response = post(live_service.url, path, body)
+    if response.status_code == 503:
+        missing_backend("the service found no code sandbox")
+    assert (response.status_code, response.json()["code"]) == (status, code)
+
+
+def test_without_a_sandbox_code_is_masked_and_math_still_works(no_sandbox: LiveService) -> None:
+    items = [
+        {"id": "c", "completion": ADD, "language": "python", "tests": STDIN_TESTS},
+        {"id": "m", "completion": "$\\boxed{2}$", "reference": "2",
+         "rewards": {"math": {"weight": 1.0}, "code": {"weight": 0.0}}},
+    ]
+    response = post(no_sandbox.url, "/v1/score", {"rewards": {"code": {}}, "items": items})
+    code, math = response.json()["results"]
+    assert (code["reward"], code["mask"], code["failure_kind"]) == (None, True, "no_sandbox")
+    assert math["reward"] == 1.0
+    run = post(no_sandbox.url, "/v1/run", {"programs": [{"id": "x", "language": "python", "source": "pass"}]})
+    assert run.status_code == 503 and run.json()["code"] == "no_sandbox" and "Retry-After" in run.headers
+    assert httpx.get(f"{no_sandbox.url}/readyz").json()["sandbox"]["available"] is False
+
+
+@pytest.fixture(scope="module")
+def tiny_queue(sandboxed: LiveService) -> Iterator[LiveService]:
+    backend = httpx.get(f"{sandboxed.url}/readyz").json()["sandbox"]["backend"]
+    service, server, thread = start_service(
+        workers=1, sandbox_backend=backend, sandbox_pool_size=1, sandbox_queue_limit=1
+    )
+    yield service
+    stop_service(server, thread)
+
+
+def test_a_full_sandbox_queue_answers_429_with_retry_after(tiny_queue: LiveService) -> None:
+    programs = [{"id": str(i), "language": "python", "source": "import time\ntime.sleep(1)"} for i in range(4)]
+    response = post(tiny_queue.url, "/v1/run", {"programs": programs})
+    assert response.status_code == 429
+    assert response.json()["code"] == "overloaded" and int(response.headers["Retry-After"]) >= 1
+    after = post(tiny_queue.url, "/v1/run", {"programs": programs[:1]})
+    assert after.status_code == 200
