@@ -32,16 +32,20 @@ class Script:
     languages: frozenset[str]
     per_char: bool = False
     """No spaces between words (Han, kana, Thai, ...): every character counts as one word."""
+    min_letters: int = 2
+    """Shorter runs are symbols, not words (a lone π or θ in a formula)."""
 
 
-def _script(name: str, ranges: str, language: str, *others: str, per_char: bool = False) -> Script:
-    return Script(name, ranges, language, frozenset((language, *others)), per_char)
+def _script(
+    name: str, ranges: str, language: str, *others: str, per_char: bool = False, min_letters: int = 2
+) -> Script:
+    return Script(name, ranges, language, frozenset((language, *others)), per_char, min_letters)
 
 
 SCRIPTS: tuple[Script, ...] = (
     _script("han", "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f", "zh", "ja", per_char=True),
     _script("kana", "\u3040-\u309f\u30a0-\u30ff\u31f0-\u31ff\uff66-\uff9f", "ja", per_char=True),
-    _script("hangul", "\uac00-\ud7af\u1100-\u11ff\u3130-\u318f", "ko"),
+    _script("hangul", "\uac00-\ud7af\u1100-\u11ff\u3130-\u318f", "ko", min_letters=1),
     _script("cyrillic", "\u0400-\u052f", "ru", "uk", "be", "bg", "sr", "mk", "kk", "ky", "mn", "tg", "tt", "ba"),
     _script("greek", "\u0370-\u03ff\u1f00-\u1fff", "el"),
     _script("arabic", "\u0600-\u06ff\u0750-\u077f\u08a0-\u08ff\ufb50-\ufdff\ufe70-\ufeff", "ar", "fa", "ur", "ps"),

@@ -95,7 +95,7 @@ Comparator = Callable[[str, str, float], str | None]
 
 _TRIM_CHARS = 300
 _CODE_CHARS = 4000
-_CASE_FILE = "rlvr_case.json"
+_CASE_FILE = "rlvr_case.txt"
 _IDENTIFIER = r"^[A-Za-z_$][A-Za-z0-9_$]*$"
 _FENCE_OPEN = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
@@ -398,28 +398,27 @@ def no_code_score(mode: ScoreMode) -> float:
 
 # -------------------------------------------------------------------------------------------------- harness
 
-_PYTHON_HARNESS = r'''"""rlvr judge harness: runs rlvr_solution.py against the test in rlvr_case.json."""
+_PYTHON_HARNESS = r'''"""rlvr judge harness: runs rlvr_solution.py against the test in rlvr_case.txt."""
 import builtins
-import json
 import os
 import sys
-import traceback
-import types
 
 
 def _read_case():
-    with open("rlvr_case.json", encoding="utf-8") as handle:
-        case = json.load(handle)
-    os.remove("rlvr_case.json")
-    return case
+    with open("rlvr_case.txt", encoding="utf-8") as handle:
+        nonce, kind, payload = handle.read().split("\n", 2)
+    os.remove("rlvr_case.txt")
+    return nonce, kind, payload
 
 
 def _describe(exc):
+    import traceback
+
     return "".join(traceback.format_exception_only(type(exc), exc))[-2000:]
 
 
 def _module(name):
-    module = types.ModuleType(name)
+    module = type(sys)(name)
     module.__file__ = os.path.abspath("rlvr_solution.py")
     sys.modules[name] = module
     return module
@@ -436,24 +435,36 @@ def _function(module, name):
 
 
 def main():
-    case = _read_case()
-    nonce, kind, out = case["nonce"], case["type"], os.dup(1)
-    write, dumps, run, is_callable, pristine = os.write, json.dumps, exec, callable, dict(builtins.__dict__)
+    nonce, kind, payload = _read_case()
+    out, write, run, is_callable = os.dup(1), os.write, exec, callable
+
+    def say(line):
+        data = (nonce + " " + line + "\n").encode()
+        while data:
+            data = data[write(out, data):]
+
+    if not hasattr(builtins, "exit"):  # python3 -S skips site, which defines exit() and quit()
+        builtins.exit = builtins.quit = sys.exit
     try:
         with open("rlvr_solution.py", encoding="utf-8") as handle:
             program = compile(handle.read(), "solution.py", "exec")
     except (SyntaxError, ValueError) as exc:
-        write(out, (nonce + " " + dumps({"compile_error": _describe(exc)}) + "\n").encode())
-        return
-    try:
-        tests = compile(case["code"], "test.py", "exec") if kind == "assert" else None
-    except (SyntaxError, ValueError) as exc:
-        write(out, (nonce + " " + dumps({"bad_test": _describe(exc)}) + "\n").encode())
+        import json
+
+        say(json.dumps({"compile_error": _describe(exc)}))
         return
     if kind == "stdin_stdout":
         os.close(out)
-        del case, nonce
         run(program, _module("__main__").__dict__)
+        return
+    import json
+    import traceback  # noqa: F401  (loaded before the program can tamper with sys.modules)
+
+    dumps, case, pristine = json.dumps, json.loads(payload), dict(builtins.__dict__)
+    try:
+        tests = compile(case["code"], "test.py", "exec") if kind == "assert" else None
+    except (SyntaxError, ValueError) as exc:
+        say(dumps({"bad_test": _describe(exc)}))
         return
     os.dup2(2, 1)
     module = _module("solution")
@@ -471,16 +482,14 @@ def main():
         except AssertionError as exc:
             line = dumps({"failed": _describe(exc)})
     sys.stdout.flush()
-    data = (nonce + " " + line + "\n").encode()
-    while data:
-        data = data[write(out, data):]
+    say(line)
 
 
 main()
 '''
 
 _JAVASCRIPT_HARNESS = r"""'use strict';
-// rlvr judge harness: runs rlvr_solution.js against the test in rlvr_case.json.
+// rlvr judge harness: runs rlvr_solution.js against the test in rlvr_case.txt (nonce, type, JSON).
 const fs = require('fs');
 const vm = require('vm');
 const assert = require('assert');
@@ -489,27 +498,34 @@ function describe(err) {
   return String(err && err.stack ? err.stack : err).slice(-2000);
 }
 
+function readCase() {
+  const text = fs.readFileSync('rlvr_case.txt', 'utf8');
+  fs.unlinkSync('rlvr_case.txt');
+  const first = text.indexOf('\n');
+  const second = text.indexOf('\n', first + 1);
+  return [text.slice(0, first), text.slice(first + 1, second), text.slice(second + 1)];
+}
+
 function main() {
-  const testCase = JSON.parse(fs.readFileSync('rlvr_case.json', 'utf8'));
-  fs.unlinkSync('rlvr_case.json');
-  const nonce = testCase.nonce;
+  const [nonce, kind, payload] = readCase();
   const writeSync = fs.writeSync;
   const stringify = JSON.stringify;
-  const report = (payload) => writeSync(1, nonce + ' ' + stringify(payload) + '\n');
+  const report = (value) => writeSync(1, nonce + ' ' + stringify(value) + '\n');
   const source = fs.readFileSync('rlvr_solution.js', 'utf8');
-  if (testCase.type === 'stdin_stdout') {
-    let main;
+  if (kind === 'stdin_stdout') {
+    let program;
     try {
-      main = vm.compileFunction(source, ['exports', 'require', 'module', '__filename', '__dirname'],
+      program = vm.compileFunction(source, ['exports', 'require', 'module', '__filename', '__dirname'],
         { filename: 'solution.js' });
     } catch (err) {
       report({ compile_error: describe(err) });
       return;
     }
     const mod = { exports: {} };
-    main.call(mod.exports, mod.exports, require, mod, 'solution.js', process.cwd());
+    program.call(mod.exports, mod.exports, require, mod, 'solution.js', process.cwd());
     return;
   }
+  const testCase = JSON.parse(payload);
   let program, tests;
   try {
     program = new vm.Script(source, { filename: 'solution.js' });
@@ -518,18 +534,17 @@ function main() {
     return;
   }
   try {
-    tests = testCase.type === 'assert' ? new vm.Script(testCase.code, { filename: 'test.js' }) : null;
+    tests = kind === 'assert' ? new vm.Script(testCase.code, { filename: 'test.js' }) : null;
   } catch (err) {
     report({ bad_test: describe(err) });
     return;
   }
-  const stderrWrite = process.stderr.write.bind(process.stderr);
-  process.stdout.write = stderrWrite;
+  process.stdout.write = process.stderr.write.bind(process.stderr);
   globalThis.require = require;
   globalThis.module = { exports: {} };
   globalThis.exports = globalThis.module.exports;
   program.runInThisContext();
-  if (testCase.type === 'call') {
+  if (kind === 'call') {
     const name = testCase.fn_name;
     const fn = vm.runInThisContext('typeof ' + name + " === 'undefined' ? module.exports." + name + ' : ' + name);
     if (typeof fn !== 'function') throw new Error('the solution defines no function ' + name);
@@ -596,9 +611,9 @@ def _check_supported(tests: list[TestCase], spec: LanguageSpec) -> None:
 
 
 def _case_file(test: TestCase, nonce: str) -> str:
-    """What the harness needs for one run; never the expected output, which is judged on the host."""
-    case = test.model_dump(mode="json", exclude={"output", "expected", "input"})
-    return json.dumps({"nonce": nonce, **case})
+    """What the harness needs for one run: nonce, type, JSON; never the expected output (judged on the host)."""
+    case = test.model_dump(mode="json", exclude={"type", "input", "output", "expected"})
+    return f"{nonce}\n{test.type}\n{json.dumps(case)}"
 
 
 def _limits(settings: CodeSettings) -> Limits:

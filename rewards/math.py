@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 import signal
 import threading
+import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -105,12 +106,19 @@ class MathSettings(CheckerSettings):
     max_reference_chars: int = Field(
         8000, ge=16, le=100000, description="Longest reference accepted; a longer one is a bad reference (masked)."
     )
-    parse_timeout_s: float = Field(2.0, gt=0, le=60, description="Soft time-out for parsing each side.")
-    verify_timeout_s: float = Field(3.0, gt=0, le=60, description="Soft time-out for the comparison.")
+    timeout_s: float = Field(
+        5.0,
+        gt=0,
+        le=60,
+        description=(
+            "Soft time-out shared by parsing the reference, parsing the answer and comparing them, in that order. "
+            "Running out on the reference masks the item (bad_reference); on the answer it scores 0 (timeout)."
+        ),
+    )
 
     def deadline_s(self) -> float:
-        """All soft time-outs of one item together (both parses, the comparison and rendering the details)."""
-        return 2 * self.parse_timeout_s + self.verify_timeout_s + _RENDER_BUDGET_S
+        """The soft time-out of one item plus the time to render its details."""
+        return self.timeout_s + _RENDER_BUDGET_S
 
 
 @dataclass(frozen=True)
@@ -151,10 +159,8 @@ def _found(text: str | None, source: str) -> Extraction:
 
 
 def _last_gsm8k_number(region: str) -> str | None:
-    last = None
-    for last in _GSM8K_ANSWER.finditer(region):
-        pass
-    return last.group(1).replace(",", "").replace("$", "") if last else None
+    found = _GSM8K_ANSWER.findall(region)
+    return found[-1].replace(",", "").replace("$", "") if found else None
 
 
 def _last_dapo_answer(region: str) -> str | None:
@@ -293,11 +299,23 @@ class _TimedOut:
 
 
 def _within(seconds: float, work: Callable[[], T]) -> T | _TimedOut:
+    if seconds <= 0:
+        return _TimedOut(seconds)
     try:
         with _time_box(seconds):
             return work()
     except _SoftTimeout:
         return _TimedOut(seconds)
+
+
+@dataclass(frozen=True)
+class _Budget:
+    """What is left of one item's soft time-out."""
+
+    ends_at: float
+
+    def left(self) -> float:
+        return self.ends_at - time.monotonic()
 
 
 # ---------------------------------------------------------------- math-verify
@@ -320,17 +338,21 @@ def _parse_answer_text(text: str, settings: MathSettings) -> list[Any]:
 
     Such text often is bare LaTeX with no $...$ around it, where math-verify finds nothing or, worse, a piece
     of it (``2\\sqrt{3}`` and ``3+4i`` read as 2 and 3): unless it is a plain number, read it as display math
-    first, and as it is only when that finds nothing.
+    first, and as written when that finds nothing mathematical.
     """
     if _has_math_delimiter(text):
         return _parse(text, settings)
-    display = f"\\[{text}\\]"
     plain_number = len(text) <= 64 and _PLAIN_NUMBER.fullmatch(text.strip()) is not None
-    attempts = [text, display] if plain_number else [display, text]
-    results = [_parse(attempts[0], settings)]
-    if not _has_math_object(results[0]):
-        results.append(_parse(attempts[1], settings))
-    return next((parsed for parsed in results if _has_math_object(parsed)), max(results, key=bool))
+    if plain_number:
+        as_is = _parse(text, settings)
+        return as_is if _has_math_object(as_is) else _first_math(_parse(f"\\[{text}\\]", settings), as_is)
+    as_display = _parse(f"\\[{text}\\]", settings)
+    return as_display if _has_math_object(as_display) else _parse(text, settings)
+
+
+def _first_math(candidate: list[Any], fallback: list[Any]) -> list[Any]:
+    # A string-only result of the display form is our own wrapping failing: it never beats the text as written.
+    return candidate if _has_math_object(candidate) else fallback
 
 
 def _has_math_delimiter(text: str) -> bool:
@@ -418,13 +440,14 @@ def _check(sample: Sample, settings: MathSettings) -> CheckResult:
         )
     if len(reference) > settings.max_reference_chars:
         return _bad_reference(f"the reference is longer than {settings.max_reference_chars} characters")
-    reference_parsed = _within(settings.parse_timeout_s, lambda: _parse_answer_text(reference, settings))
+    budget = _Budget(time.monotonic() + settings.timeout_s)
+    reference_parsed = _within(budget.left(), lambda: _parse_answer_text(reference, settings))
     if isinstance(reference_parsed, _TimedOut):
-        return _bad_reference(f"parsing the reference took longer than {settings.parse_timeout_s} s")
+        return _bad_reference(f"parsing the reference took longer than {settings.timeout_s} s")
     if not reference_parsed:
         return _bad_reference("math-verify found no answer in the reference")
     extraction = extract_answer(sample.completion, settings)
-    return _judge_answer(reference_parsed, extraction, settings)
+    return _judge_answer(reference_parsed, extraction, settings, budget)
 
 
 def _reference_text(reference: object, settings: MathSettings) -> str | None:
@@ -440,7 +463,9 @@ def _bad_reference(reason: str) -> CheckResult:
     return CheckResult.unjudgeable(status=Status.BAD_REFERENCE, kind=FailureKind.BAD_REFERENCE, reason=reason)
 
 
-def _judge_answer(reference_parsed: list[Any], extraction: Extraction, settings: MathSettings) -> CheckResult:
+def _judge_answer(
+    reference_parsed: list[Any], extraction: Extraction, settings: MathSettings, budget: _Budget
+) -> CheckResult:
     details: dict[str, Any] = {
         "source": extraction.source,
         "extracted": _printable(extraction.text),
@@ -452,25 +477,42 @@ def _judge_answer(reference_parsed: list[Any], extraction: Extraction, settings:
         details["reason"] = f"the answer is longer than {settings.max_answer_chars} characters"
         return CheckResult(score=0.0, status=Status.NO_ANSWER, details=details)
     parse_answer = _parse if extraction.source in ("boxed", "text") else _parse_answer_text
-    answer_parsed = _within(settings.parse_timeout_s, lambda: parse_answer(extraction.text, settings))
+    answer_parsed = _within(budget.left(), lambda: parse_answer(extraction.text, settings))
     if isinstance(answer_parsed, _TimedOut):
-        details["reason"] = f"parsing the answer took longer than {settings.parse_timeout_s} s"
+        details["reason"] = f"parsing the answer ran past the {settings.timeout_s} s time-out"
         return CheckResult(score=0.0, status=Status.TIMEOUT, details=details)
     details["answer_parsed"] = _render_all(answer_parsed)
     if not answer_parsed:
         return CheckResult(score=0.0, status=Status.NO_ANSWER, details=details)
-    matched = _within(settings.verify_timeout_s, lambda: _verify(reference_parsed, answer_parsed, settings))
+    matched = _within(budget.left(), lambda: _verify(reference_parsed, answer_parsed, settings))
     if isinstance(matched, _TimedOut):
-        details["reason"] = f"comparing with the reference took longer than {settings.verify_timeout_s} s"
+        details["reason"] = f"comparing with the reference ran past the {settings.timeout_s} s time-out"
         return CheckResult(score=0.0, status=Status.TIMEOUT, details=details)
     return CheckResult(score=1.0 if matched else 0.0, status=Status.OK, details=details)
 
 
+# One of each kind of answer: sympy imports much of itself lazily, on first use, and an import cut short by a
+# soft time-out would leave a module half-built in the worker.
+_WARM_PAIRS = (
+    ("$\\frac{1}{2}$", "so the answer is $\\boxed{0.5}$"),
+    ("$x^2 - 1$", "$\\boxed{(x-1)(x+1)}$"),
+    ("$F_n = \\sum_{k=0}^{n-1} F_k$", "$\\boxed{\\int_0^1 x \\, dx}$"),
+    ("$[1, 2) \\cup (3, \\infty)$", "$\\boxed{1 \\le x < 2}$"),
+    ("$\\{1, 2\\}$", "$\\boxed{(1, 2)}$"),
+    ("$\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}$", "$\\boxed{\\log_2 8 + \\sin^2 x + \\cos^2 x}$"),
+    ("$3 + 4i$", "$\\boxed{\\binom{5}{2} + 5! + 30^\\circ + 25\\%}$"),
+    ("$y = 2x + 1$", "$\\boxed{\\lim_{x \\to 0} \\frac{d}{dx} x^2 \\pm 2}$"),
+)
+
+
 def warm() -> None:
-    """Import sympy, the ANTLR parser and math-verify's regexes once, before the first real item arrives."""
+    """Run one of each kind of answer through math-verify, without time-outs, before real items arrive."""
     settings = MathSettings()
-    check(Sample(completion="so the answer is $\\boxed{\\frac{1}{2}}$", reference="0.5"), settings)
-    check(Sample(completion="x \\in [1, 2)", reference="$[1,2)$"), settings)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for reference, completion in _WARM_PAIRS:
+            _verify(_parse(reference, settings), _parse(completion, settings), settings)
+            _verify(_parse(reference, settings), _parse(reference, settings), settings)
 
 
 CHECKER = Checker(

@@ -21,7 +21,7 @@ import shlex
 import socket
 import struct
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -156,11 +156,12 @@ class DockerSandbox:
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
+        # let launches that a cancelled recycle left running finish (and undo themselves) before the sweep
+        await asyncio.to_thread(self._executor.shutdown, wait=True)
         if self._client is not None:
-            await self._call(self._remove_own_containers)
-            await self._call(self._client.close)
+            await asyncio.to_thread(self._remove_own_containers)
+            await asyncio.to_thread(self._client.close)
             self._client = None
-        self._executor.shutdown(wait=False)
 
     def stats(self) -> dict[str, Any]:
         pool_stats = self._pool.stats() if self._pool is not None else {"backend": self.name}
@@ -264,25 +265,51 @@ class DockerSandbox:
 
     async def _start_channel(self) -> _AttachChannel:
         uid = self._take_uid()
-        container_id = ""
+        launch = self._executor.submit(self._launch, uid)
         try:
-            container_id = await self._call(self._create_container, uid)
-            sock = await self._call(self._attach, container_id)
-            reader, writer = await asyncio.open_connection(sock=sock, limit=1 << 20)
-            await self._call(self._start_container, container_id)
-        except BaseException as exc:
-            if container_id:
-                await self._call(self._remove_container, container_id)
+            container_id, sock = await asyncio.wrap_future(launch)
+        except asyncio.CancelledError:
+            launch.add_done_callback(self._undo_launch)  # the thread may still finish: undo what it made
             self._uids_in_use.discard(uid)
-            if isinstance(exc, docker.errors.DockerException | OSError):
-                raise SandboxError(f"could not start a sandbox container: {exc}", backend=self.name) from exc
             raise
+        except (docker.errors.DockerException, OSError) as exc:
+            self._uids_in_use.discard(uid)
+            raise SandboxError(f"could not start a sandbox container: {exc}", backend=self.name) from exc
 
         async def on_destroy() -> None:
             await self._call(self._remove_container, container_id)
             self._uids_in_use.discard(uid)
 
+        try:
+            reader, writer = await asyncio.open_connection(sock=sock, limit=1 << 20)
+        except BaseException:
+            sock.close()
+            await asyncio.shield(on_destroy())
+            raise
         return _AttachChannel(container_id, reader, writer, on_destroy)
+
+    def _launch(self, uid: int) -> tuple[str, socket.socket]:
+        """Create, attach to and start one container (attached first, so no output can be missed)."""
+        container_id = self._create_container(uid)
+        try:
+            sock = self._attach(container_id)
+        except BaseException:
+            self._remove_container(container_id)
+            raise
+        try:
+            self._start_container(container_id)
+        except BaseException:
+            sock.close()
+            self._remove_container(container_id)
+            raise
+        return container_id, sock
+
+    def _undo_launch(self, launch: Future[tuple[str, socket.socket]]) -> None:
+        if launch.cancelled() or launch.exception() is not None:
+            return
+        container_id, sock = launch.result()
+        sock.close()
+        self._remove_container(container_id)
 
     async def _reap_periodically(self) -> None:
         while True:

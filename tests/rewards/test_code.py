@@ -296,7 +296,7 @@ def test_expected_values_never_enter_the_sandbox() -> None:
 def test_each_run_gets_its_own_nonce() -> None:
     plan = _plan(Sample(PY_SUM, language="python", tests=(STDIN,) * 3))
     assert isinstance(plan, ItemPlan)
-    nonces = [json.loads(run.files["rlvr_case.json"])["nonce"] for run in plan.job.runs]
+    nonces = [run.files["rlvr_case.txt"].split("\n")[0] for run in plan.job.runs]
     assert nonces == list(plan.nonces) and len(set(nonces)) == 3 and all(len(nonce) == 32 for nonce in nonces)
 
 
@@ -371,6 +371,10 @@ STDIN_ITEMS = [
     pytest.param("python", f"<think>easy</think>\n{block('python', 'print(sum(map(int, input().split())))')}",
                  SUMS, {}, ["AC", "AC", "AC"], 1.0, id="python_ok"),
     pytest.param("python", PY_WRONG, SUMS, {}, ["WA", "WA", "WA"], 0.0, id="python_wa"),
+    pytest.param("python", block("python", "print(sum(map(int, input().split())))\nexit()\nprint(0)"), SUMS, {},
+                 ["AC", "AC", "AC"], 1.0, id="python_exit_builtin"),
+    pytest.param("python", block("python", "if __name__ == '__main__':\n    print(sum(map(int, input().split())))"),
+                 SUMS, {}, ["AC", "AC", "AC"], 1.0, id="python_main_guard"),
     pytest.param("python", PY_FIRST_LINE, TWO_LINES, {}, ["WA", "WA"], 0.0, id="python_first_line_only"),
     pytest.param("python", PY_SYNTAX, SUMS, {"mode": "weighted"}, ["CE", "CE", "CE"], -0.1, id="python_syntax_ce"),
     pytest.param("cpp", CPP_SUM, SUMS, {"mode": "weighted"}, ["AC", "AC", "AC"], 1.1, id="cpp_ok"),

@@ -84,23 +84,43 @@ DAPO = {"answer_mode": "dapo"}
         pytest.param(COT + "The sum of the roots is $\\boxed{5}$.", "5", DEFAULT, 1.0, "ok", id="r1_cot_boxed"),
         pytest.param(COT + "The sum of the roots is $\\boxed{-5}$.", "5", DEFAULT, 0.0, "ok", id="r1_cot_wrong"),
         pytest.param(
-            "<think>maybe \\boxed{3}?</think>\nSo the answer is \\boxed{5}.", "3", DEFAULT, 0.0, "ok",
+            "<think>maybe \\boxed{3}?</think>\nSo the answer is \\boxed{5}.",
+            "3",
+            DEFAULT,
+            0.0,
+            "ok",
             id="boxed_in_think_ignored",
         ),
         pytest.param(
-            "<think>maybe \\boxed{3}?</think>\nSo the answer is \\boxed{5}.", "5", DEFAULT, 1.0, "ok",
+            "<think>maybe \\boxed{3}?</think>\nSo the answer is \\boxed{5}.",
+            "5",
+            DEFAULT,
+            1.0,
+            "ok",
             id="boxed_after_think_wins",
         ),
         pytest.param(
-            "<think>it is \\boxed{3}</think>\nI am not sure.", "3", DEFAULT, 0.0, "no_answer",
+            "<think>it is \\boxed{3}</think>\nI am not sure.",
+            "3",
+            DEFAULT,
+            0.0,
+            "no_answer",
             id="answer_only_in_think",
         ),
         pytest.param(
-            "<think>it is \\boxed{3}</think>\nI am not sure.", "3", {"answer_region": "whole"}, 1.0, "ok",
+            "<think>it is \\boxed{3}</think>\nI am not sure.",
+            "3",
+            {"answer_region": "whole"},
+            1.0,
+            "ok",
             id="answer_only_in_think_region_whole",
         ),
         pytest.param(
-            "<think>Let me think about this for a long time " + "hmm " * 500, "5", DEFAULT, 0.0, "no_answer",
+            "<think>Let me think about this for a long time " + "hmm " * 500,
+            "5",
+            DEFAULT,
+            0.0,
+            "no_answer",
             id="truncated_in_think",
         ),
         pytest.param(COT + "<answer>\n\\frac{3}{4}\n</answer>", "0.75", DEFAULT, 1.0, "ok", id="answer_tag_fraction"),
@@ -112,7 +132,10 @@ DAPO = {"answer_mode": "dapo"}
         pytest.param(
             "Natalia sold 48/2 = <<48/2=24>>24 clips in May.\nShe sold 48+24 = <<48+24=72>>72 clips.\n#### 1,234",
             "Natalia sold 48/2 = 24 clips in May.\n#### 1234",
-            GSM8K, 1.0, "ok", id="gsm8k_commas_and_solution_reference",
+            GSM8K,
+            1.0,
+            "ok",
+            id="gsm8k_commas_and_solution_reference",
         ),
         pytest.param("#### 5\nno, wait\n#### 7", "7", GSM8K, 1.0, "ok", id="gsm8k_last_match"),
         pytest.param("so it is \\boxed{7}", "7", GSM8K, 0.0, "no_answer", id="gsm8k_needs_hashes"),
@@ -130,12 +153,18 @@ DAPO = {"answer_mode": "dapo"}
         pytest.param(
             "$\\boxed{\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}}$",
             "\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}",
-            DEFAULT, 1.0, "ok", id="matrix",
+            DEFAULT,
+            1.0,
+            "ok",
+            id="matrix",
         ),
         pytest.param(
             "$\\boxed{\\begin{pmatrix} 1 & 2 \\\\ 3 & 5 \\end{pmatrix}}$",
             "\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}",
-            DEFAULT, 0.0, "ok", id="matrix_wrong_entry",
+            DEFAULT,
+            0.0,
+            "ok",
+            id="matrix_wrong_entry",
         ),
         pytest.param("\\boxed{25\\%}", "25\\%", DEFAULT, 1.0, "ok", id="percent"),
         pytest.param("\\boxed{25\\%}", "0.25", DEFAULT, 1.0, "ok", id="percent_vs_fraction"),
@@ -146,8 +175,14 @@ DAPO = {"answer_mode": "dapo"}
         pytest.param("\\boxed{4i + 3}", "3+4i", DEFAULT, 1.0, "ok", id="complex"),
         pytest.param("\\boxed{3 - 4i}", "3+4i", DEFAULT, 0.0, "ok", id="complex_conjugate"),
         pytest.param("so $x = \\boxed{2}$ or $x = \\boxed{3}$", "2, 3", DEFAULT, 1.0, "ok", id="two_boxed_answers"),
-        pytest.param("The final answer is $\\frac{1}{2}$. I hope it is correct.", "1/2", DEFAULT, 1.0, "ok",
-                     id="final_answer_text"),
+        pytest.param(
+            "The final answer is $\\frac{1}{2}$. I hope it is correct.",
+            "1/2",
+            DEFAULT,
+            1.0,
+            "ok",
+            id="final_answer_text",
+        ),
         pytest.param("I don't know.", "5", DEFAULT, 0.0, "no_answer", id="no_answer"),
         pytest.param("So the answer is \\boxed{}.", "5", DEFAULT, 0.0, "no_answer", id="empty_boxed"),
         pytest.param("The answer is C.", "C", {"extract": ["string"]}, 1.0, "ok", id="multiple_choice"),
@@ -186,7 +221,10 @@ def test_checker_is_registered() -> None:
     checker = load_checker("math")
     assert checker is CHECKER
     assert (checker.settings_model, checker.runs_in, checker.work_key, checker.warm) == (
-        MathSettings, "cpu", work_key, warm
+        MathSettings,
+        "cpu",
+        work_key,
+        warm,
     )
 
 
@@ -217,9 +255,8 @@ def test_settings_are_hashable_and_cache_tokens_ignore_weight() -> None:
     assert MathSettings(strict=False).cache_token() != MathSettings().cache_token()
 
 
-def test_deadline_covers_every_soft_time_out() -> None:
-    settings = MathSettings(parse_timeout_s=1.0, verify_timeout_s=2.0)
-    assert settings.deadline_s() >= 2 * 1.0 + 2.0
+def test_deadline_covers_the_soft_time_out() -> None:
+    assert MathSettings(timeout_s=2.0).deadline_s() > 2.0
     assert MathSettings().deadline_s() <= 10.0
 
 
@@ -229,7 +266,9 @@ def test_deadline_covers_every_soft_time_out() -> None:
 @pytest.mark.parametrize(
     ("first", "second", "same"),
     [
-        pytest.param(COT + "So $\\boxed{5}$.", "<think>short</think>So $\\boxed{5}$.", True, id="same_answer_other_cot"),
+        pytest.param(
+            COT + "So $\\boxed{5}$.", "<think>short</think>So $\\boxed{5}$.", True, id="same_answer_other_cot"
+        ),
         pytest.param(COT + "So $\\boxed{5}$.", COT + "So $\\boxed{6}$.", False, id="other_answer"),
         pytest.param("nothing here", "<think>x</think>nor here", False, id="different_text_tails"),
         pytest.param("<think>\\boxed{1}</think>", "<think>\\boxed{2}</think>", True, id="both_without_answer"),
@@ -248,7 +287,9 @@ def test_work_key(first: str, second: str, same: bool) -> None:
 def test_equal_keys_give_equal_results_across_a_batch() -> None:
     rng = random.Random(7)
     endings = ["$\\boxed{5}$.", "$\\boxed{\\frac{10}{2}}$.", "<answer>5</answer>", "no idea", "$\\boxed{6}$."]
-    samples = [Sample(f"<think>{'x' * rng.randrange(50)}</think>{rng.choice(endings)}", reference="5") for _ in range(40)]
+    samples = [
+        Sample(f"<think>{'x' * rng.randrange(50)}</think>{rng.choice(endings)}", reference="5") for _ in range(40)
+    ]
     by_key: dict[str, CheckResult] = {}
     for sample in samples:
         result = check(sample, MathSettings())
@@ -276,7 +317,9 @@ HANGS = [
     pytest.param("the quick brown fox jumps over the lazy dog " * 4700, "3", {"no_answer"}, id="text_200kb"),
     pytest.param("1 " * 20000, "1", {"ok"}, id="ones_20000"),
     pytest.param(
-        "\\boxed{\\dfrac{5^{(5^{(5^{(5^5)})} - 4)} - 5}{16}}", "\\frac{5^{3121}-5}{16}", {"timeout", "ok"},
+        "\\boxed{\\dfrac{5^{(5^{(5^{(5^5)})} - 4)} - 5}{16}}",
+        "\\frac{5^{3121}-5}{16}",
+        {"timeout", "ok"},
         id="math_verify_issue_65",
     ),
     pytest.param("the answer is \\boxed{\\frac{1}{2" + " and so on" * 50, "\\frac12", {"ok"}, id="unclosed_boxed"),

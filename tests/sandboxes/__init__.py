@@ -1,0 +1,1 @@
+"""Tests of the sandbox backends, the resident runner and the language table."""
