@@ -43,7 +43,7 @@ class CheckerSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    weight: float = Field(1.0, description="Weight of this component in the item's reward.")
+    weight: float = Field(default=1.0, description="Weight of this component in the item's reward.")
 
     def deadline_s(self) -> float:
         """Wall-clock seconds one item may take in a worker before the pool kills it."""

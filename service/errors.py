@@ -27,7 +27,10 @@ class ApiError(Exception):
 
 
 def error_response(
-    status_code: int, code: str, message: str, detail: list[dict[str, Any]] | None = None,
+    status_code: int,
+    code: str,
+    message: str,
+    detail: list[dict[str, Any]] | None = None,
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     body: dict[str, Any] = {"code": code, "message": message}

@@ -43,7 +43,10 @@ class Metrics:
         )
         self.cache = Counter("rlvr_cache", "Result cache lookups", ["result"], registry=self.registry)
         self.stage = Histogram(
-            "rlvr_stage_seconds", "Latency per stage of a request", ["stage"], buckets=_STAGE_BUCKETS,
+            "rlvr_stage_seconds",
+            "Latency per stage of a request",
+            ["stage"],
+            buckets=_STAGE_BUCKETS,
             registry=self.registry,
         )
         self.worker_kills = Counter(

@@ -37,13 +37,15 @@ class ScoreItem(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str = Field(description="Echoed in the result.", examples=["q17-s3"], max_length=1024)
-    group: str | None = Field(None, description="Group (prompt) id for GRPO statistics.", examples=["q17"])
+    group: str | None = Field(default=None, description="Group (prompt) id for GRPO statistics.", examples=["q17"])
     completion: str = Field(description="The model's completion (response only).")
-    prompt: str | None = Field(None, description="The prompt; used to detect a prefilled `<think>` or a language.")
-    reference: str | None = Field(None, description="Gold answer for math: LaTeX, plain text or a number.")
-    language: str | None = Field(None, description="Programming language of a code item (python, cpp, ...).")
-    tests: list[dict[str, Any]] | None = Field(None, description="Tests of a code item.")
-    rewards: RewardSpec | None = Field(None, description="Per-item overrides of the request's reward settings.")
+    prompt: str | None = Field(
+        default=None, description="The prompt; used to detect a prefilled `<think>` or a language."
+    )
+    reference: str | None = Field(default=None, description="Gold answer for math: LaTeX, plain text or a number.")
+    language: str | None = Field(default=None, description="Programming language of a code item (python, cpp, ...).")
+    tests: list[dict[str, Any]] | None = Field(default=None, description="Tests of a code item.")
+    rewards: RewardSpec | None = Field(default=None, description="Per-item overrides of the request's reward settings.")
 
     @field_validator("reference", mode="before")
     @classmethod
@@ -56,6 +58,11 @@ class ScoreItem(BaseModel):
     @classmethod
     def _clean(cls, value: str | None) -> str | None:
         return None if value is None else clean_text(value)
+
+
+_EXAMPLE_COMPLETION = (
+    "<think>\nHalf of one is one half, so the answer is a half.\n</think>\n<answer>\n$\\boxed{\\frac{1}{2}}$\n</answer>"
+)
 
 
 class ScoreRequest(BaseModel):
@@ -73,7 +80,7 @@ class ScoreRequest(BaseModel):
                         {
                             "id": "q17-s3",
                             "group": "q17",
-                            "completion": "<think>\nHalf of one is one half.\n</think>\n<answer>\n$\\boxed{\\frac{1}{2}}$\n</answer>",
+                            "completion": _EXAMPLE_COMPLETION,
                             "reference": "\\frac{1}{2}",
                         }
                     ],

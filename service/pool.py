@@ -87,7 +87,7 @@ class _Worker:
             loop = asyncio.get_running_loop()
             readable: asyncio.Future[None] = loop.create_future()
             fd = self.conn.fileno()
-            loop.add_reader(fd, lambda: readable.done() or readable.set_result(None))
+            loop.add_reader(fd, _set_once, readable)
             try:
                 await asyncio.wait_for(readable, max(timeout_s, 0.0))
             finally:
@@ -249,9 +249,7 @@ class WorkerPool:
     async def _receive_for(self, proc: _Worker, pending: _Pending, started: float) -> Any:
         return await proc.receive(pending.deadline_s + self.grace_s - (time.monotonic() - started))
 
-    async def _replace(
-        self, slot: int, proc: _Worker, guilty: _Pending, rest: list[_Pending], *, hung: bool
-    ) -> None:
+    async def _replace(self, slot: int, proc: _Worker, guilty: _Pending, rest: list[_Pending], *, hung: bool) -> None:
         self.kills += 1
         self._workers[slot] = None
         await asyncio.to_thread(proc.kill)
@@ -274,6 +272,11 @@ class WorkerPool:
     def _settle(pending: _Pending, result: CheckResult) -> None:
         if not pending.future.done():
             pending.future.set_result(result)
+
+
+def _set_once(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def _chunks(items: list[_Pending], size: int) -> list[list[_Pending]]:

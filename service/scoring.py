@@ -201,7 +201,7 @@ class Scorer:
         """Refuse a batch with code items while the sandbox queue is already full (429 + Retry-After)."""
         if self.sandbox is None or not any(load_checker(n).runs_in == "sandbox" for plan in plans for n in plan):
             return
-        stats = getattr(self.sandbox, "stats", dict)()
+        stats: dict[str, Any] = getattr(self.sandbox, "stats", dict)()
         if stats.get("queue_depth", 0) >= self.sandbox_queue_limit:
             raise Overloaded(f"the sandbox queue is full ({stats['queue_depth']} jobs waiting)", retry_after_s=1.0)
 
@@ -217,7 +217,8 @@ class Scorer:
         started = time.perf_counter()
         # One batch never holds more sandbox jobs in flight than there are sandboxes: a big batch waits its turn
         # here instead of flooding the shared queue that other requests are admitted against.
-        limit = asyncio.Semaphore(max(1, getattr(self.sandbox, "stats", dict)().get("size", 1)))
+        stats: dict[str, Any] = getattr(self.sandbox, "stats", dict)()
+        limit = asyncio.Semaphore(max(1, int(stats.get("size", 1))))
 
         async def bounded(sample: Sample, name: str, settings: CheckerSettings) -> CheckResult:
             async with limit:

@@ -18,20 +18,28 @@ def _default_workers() -> int:
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RLVR_", frozen=True, extra="forbid")
 
-    host: str = Field("127.0.0.1", description="Address to bind.")
-    port: int = Field(8000, ge=0, le=65535, description="Port to bind.")
+    host: str = Field(default="127.0.0.1", description="Address to bind.")
+    port: int = Field(default=8000, ge=0, le=65535, description="Port to bind.")
     workers: int = Field(default_factory=_default_workers, ge=1, le=256, description="CPU worker processes.")
-    chunk_size: int = Field(16, ge=1, le=1024, description="Most items sent to a worker at once.")
-    hard_grace_s: float = Field(1.0, gt=0, description="Seconds past an item's soft time-out before its worker is killed.")
-    cache_size: int = Field(100_000, ge=0, description="Entries in the cross-batch result cache (0 disables it).")
-    max_items: int = Field(8192, ge=1, description="Most items in one request (more -> 413).")
-    max_body_bytes: int = Field(64 << 20, ge=1024, description="Largest request body in bytes (more -> 413).")
-    max_tests: int = Field(1000, ge=1, description="Most tests in one code item (more -> 413).")
-    api_token: str | None = Field(None, description="When set, requests must carry `Authorization: Bearer <token>`.")
+    chunk_size: int = Field(default=16, ge=1, le=1024, description="Most items sent to a worker at once.")
+    hard_grace_s: float = Field(
+        default=1.0, gt=0, description="Seconds past an item's soft time-out before its worker is killed."
+    )
+    cache_size: int = Field(
+        default=100_000, ge=0, description="Entries in the cross-batch result cache (0 disables it)."
+    )
+    max_items: int = Field(default=8192, ge=1, description="Most items in one request (more -> 413).")
+    max_body_bytes: int = Field(default=64 << 20, ge=1024, description="Largest request body in bytes (more -> 413).")
+    max_tests: int = Field(default=1000, ge=1, description="Most tests in one code item (more -> 413).")
+    api_token: str | None = Field(
+        default=None, description="When set, requests must carry `Authorization: Bearer <token>`."
+    )
     sandbox_backend: Literal["auto", "docker", "bubblewrap", "none"] = Field(
-        "auto", description="Code sandbox backend; `auto` tries docker, then bubblewrap; `none` disables code."
+        default="auto", description="Code sandbox backend; `auto` tries docker, then bubblewrap; `none` disables code."
     )
     sandbox_pool_size: int = Field(default_factory=_default_workers, ge=1, le=256, description="Warm sandboxes.")
-    sandbox_queue_limit: int = Field(4096, ge=0, description="Code jobs allowed to wait for a sandbox (more -> 429).")
-    sandbox_max_jobs: int = Field(200, ge=1, description="Jobs a sandbox runs before it is recycled.")
-    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
+    sandbox_queue_limit: int = Field(
+        default=4096, ge=0, description="Code jobs allowed to wait for a sandbox (more -> 429)."
+    )
+    sandbox_max_jobs: int = Field(default=200, ge=1, description="Jobs a sandbox runs before it is recycled.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(default="info", description="Log level.")

@@ -22,6 +22,6 @@ async def list_checkers() -> dict[str, Any]:
             "description": checker.description,
             "runs_in": checker.runs_in,
             "settings": checker.settings_model.model_json_schema(),
-            "defaults": checker.settings_model().model_dump(mode="json"),
+            "defaults": checker.settings_model.model_validate({}).model_dump(mode="json"),
         }
     return {"checkers": checkers}

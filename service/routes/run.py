@@ -23,10 +23,10 @@ router = APIRouter(prefix="/v1", tags=["code"], dependencies=[Depends(require_to
 class RunLimits(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    timeout_s: float = Field(5.0, gt=0, le=60, description="Wall clock per run.")
-    compile_timeout_s: float = Field(30.0, gt=0, le=120, description="Wall clock of the compile step.")
-    memory_mb: int = Field(512, ge=16, le=8192, description="Memory cap per run.")
-    output_bytes: int = Field(1 << 20, ge=1, le=64 << 20, description="Cap on each of stdout and stderr.")
+    timeout_s: float = Field(default=5.0, gt=0, le=60, description="Wall clock per run.")
+    compile_timeout_s: float = Field(default=30.0, gt=0, le=120, description="Wall clock of the compile step.")
+    memory_mb: int = Field(default=512, ge=16, le=8192, description="Memory cap per run.")
+    output_bytes: int = Field(default=1 << 20, ge=1, le=64 << 20, description="Cap on each of stdout and stderr.")
 
 
 class RunProgram(BaseModel):
@@ -41,7 +41,7 @@ class RunProgram(BaseModel):
 class RunInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    stdin: str = Field("", examples=["abc\n"])
+    stdin: str = Field(default="", examples=["abc\n"])
     argv: list[str] = Field(default_factory=list)
 
 
@@ -49,8 +49,10 @@ class RunRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     programs: list[RunProgram] = Field(description="Each program is compiled once and run on every input.")
-    inputs: list[RunInput] = Field(default_factory=lambda: [RunInput()], description="Inputs shared by every program.")
-    limits: RunLimits = Field(default_factory=RunLimits)
+    inputs: list[RunInput] = Field(
+        default_factory=lambda: [RunInput(stdin="")], description="Inputs shared by every program."
+    )
+    limits: RunLimits = Field(default_factory=lambda: RunLimits())
     stop_on_first_failure: bool = False
 
 

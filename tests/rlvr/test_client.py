@@ -17,8 +17,16 @@ ITEMS = [
 
 def test_public_surface() -> None:
     assert set(rlvr.__all__) == {
-        "APIError", "AsyncRewardClient", "Component", "GroupStats", "ItemResult", "OverloadedError", "RLVRError",
-        "RewardClient", "ScoreResult", "TransportError",
+        "APIError",
+        "AsyncRewardClient",
+        "Component",
+        "GroupStats",
+        "ItemResult",
+        "OverloadedError",
+        "RLVRError",
+        "RewardClient",
+        "ScoreResult",
+        "TransportError",
     }
 
 
@@ -52,8 +60,9 @@ def test_ids_default_to_positions(live_service: LiveService) -> None:
         pytest.param({"math": {"bogus": 1}}, "invalid_spec", id="unknown_setting"),
     ],
 )
-def test_service_errors_raise_api_error(live_service: LiveService, rewards: dict[str, dict[str, object]],
-                                        code: str) -> None:
+def test_service_errors_raise_api_error(
+    live_service: LiveService, rewards: dict[str, dict[str, object]], code: str
+) -> None:
     with RewardClient(live_service.url) as client, pytest.raises(APIError) as caught:
         client.score(ITEMS, rewards=rewards)
     assert caught.value.status_code == 422 and caught.value.code == code

@@ -13,13 +13,16 @@ from tests.conftest import LiveService, missing_backend, start_service, stop_ser
 
 ADD = "```python\na, b = map(int, input().split())\nprint(a + b)\n```"
 WRONG = "```python\nprint(0)\n```"
-STDIN_TESTS = [{"type": "stdin_stdout", "input": "1 2\n", "output": "3\n"},
-               {"type": "stdin_stdout", "input": "5 7\n", "output": "12\n"}]
+STDIN_TESTS = [
+    {"type": "stdin_stdout", "input": "1 2\n", "output": "3\n"},
+    {"type": "stdin_stdout", "input": "5 7\n", "output": "12\n"},
+]
 
 
 def post(url: str, path: str, body: Any) -> httpx.Response:
-    return httpx.post(url + path, content=json.dumps(body).encode(), headers={"content-type": "application/json"},
-                      timeout=180)
+    return httpx.post(
+        url + path, content=json.dumps(body).encode(), headers={"content-type": "application/json"}, timeout=180
+    )
 
 
 @pytest.fixture(scope="module")
@@ -52,11 +55,11 @@ def test_hostile_programs_score_zero_and_the_service_keeps_serving(
 ) -> None:
     items = [
         {"id": "good", "completion": ADD, "language": "python", "tests": STDIN_TESTS},
-        {"id": "evil", "completion": f"```python\n{program}\n```", "language": "python",
-         "tests": [STDIN_TESTS[0]]},
+        {"id": "evil", "completion": f"```python\n{program}\n```", "language": "python", "tests": [STDIN_TESTS[0]]},
     ]
-    response = post(sandboxed.url, "/v1/score", {"rewards": {"code": {"timeout_s": 2, "memory_mb": 256}},
-                                                 "items": items})
+    response = post(
+        sandboxed.url, "/v1/score", {"rewards": {"code": {"timeout_s": 2, "memory_mb": 256}}, "items": items}
+    )
     assert response.status_code == 200, response.text
     good, evil = response.json()["results"]
     assert (good["reward"], evil["reward"], evil["mask"]) == (1.0, 0.0, False)
@@ -69,8 +72,12 @@ def test_code_items_mix_with_math_in_one_batch(sandboxed: LiveService) -> None:
     items = [
         {"id": "c-ok", "completion": ADD, "language": "python", "tests": STDIN_TESTS},
         {"id": "c-wrong", "completion": WRONG, "language": "python", "tests": STDIN_TESTS},
-        {"id": "m", "completion": "$\\boxed{2}$", "reference": "2", "rewards": {"math": {"weight": 1.0},
-                                                                                  "code": {"weight": 0.0}}},
+        {
+            "id": "m",
+            "completion": "$\\boxed{2}$",
+            "reference": "2",
+            "rewards": {"math": {"weight": 1.0}, "code": {"weight": 0.0}},
+        },
     ]
     response = post(sandboxed.url, "/v1/score", {"rewards": {"code": {}}, "items": items})
     assert response.status_code == 200, response.text
@@ -79,9 +86,14 @@ def test_code_items_mix_with_math_in_one_batch(sandboxed: LiveService) -> None:
 
 def test_raw_run_returns_each_run(sandboxed: LiveService) -> None:
     body = {
-        "programs": [{"id": "rev", "language": "python", "source": "print(input()[::-1])"},
-                     {"id": "cpp", "language": "cpp",
-                      "source": "#include <iostream>\nint main(){std::string s;std::cin>>s;std::cout<<s.size();}"}],
+        "programs": [
+            {"id": "rev", "language": "python", "source": "print(input()[::-1])"},
+            {
+                "id": "cpp",
+                "language": "cpp",
+                "source": "#include <iostream>\nint main(){std::string s;std::cin>>s;std::cout<<s.size();}",
+            },
+        ],
         "inputs": [{"stdin": "abc\n"}, {"stdin": "hello\n"}],
     }
     response = post(sandboxed.url, "/v1/run", body)
@@ -94,13 +106,23 @@ def test_raw_run_returns_each_run(sandboxed: LiveService) -> None:
 @pytest.mark.parametrize(
     ("path", "body", "status", "code"),
     [
-        pytest.param("/v1/run", {"programs": [{"id": "x", "language": "cobol", "source": ""}]}, 422,
-                     "unknown_language", id="unknown_language"),
-        pytest.param("/v1/run", {"programs": [{"id": "x", "language": "python"}]}, 422, "invalid_request",
-                     id="missing_source"),
-        pytest.param("/v1/score", {"rewards": {"code": {}}, "items": [
-            {"id": "x", "completion": ADD, "tests": [STDIN_TESTS[0]] * 1001}]}, 413, "too_many_tests",
-                     id="thousands_of_tests"),
+        pytest.param(
+            "/v1/run",
+            {"programs": [{"id": "x", "language": "cobol", "source": ""}]},
+            422,
+            "unknown_language",
+            id="unknown_language",
+        ),
+        pytest.param(
+            "/v1/run", {"programs": [{"id": "x", "language": "python"}]}, 422, "invalid_request", id="missing_source"
+        ),
+        pytest.param(
+            "/v1/score",
+            {"rewards": {"code": {}}, "items": [{"id": "x", "completion": ADD, "tests": [STDIN_TESTS[0]] * 1001}]},
+            413,
+            "too_many_tests",
+            id="thousands_of_tests",
+        ),
     ],
 )
 def test_bad_code_requests(live_service: LiveService, path: str, body: Any, status: int, code: str) -> None:
@@ -113,8 +135,12 @@ def test_bad_code_requests(live_service: LiveService, path: str, body: Any, stat
 def test_without_a_sandbox_code_is_masked_and_math_still_works(no_sandbox: LiveService) -> None:
     items = [
         {"id": "c", "completion": ADD, "language": "python", "tests": STDIN_TESTS},
-        {"id": "m", "completion": "$\\boxed{2}$", "reference": "2",
-         "rewards": {"math": {"weight": 1.0}, "code": {"weight": 0.0}}},
+        {
+            "id": "m",
+            "completion": "$\\boxed{2}$",
+            "reference": "2",
+            "rewards": {"math": {"weight": 1.0}, "code": {"weight": 0.0}},
+        },
     ]
     response = post(no_sandbox.url, "/v1/score", {"rewards": {"code": {}}, "items": items})
     code, math = response.json()["results"]

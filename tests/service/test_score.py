@@ -74,17 +74,29 @@ def test_per_item_override_changes_only_that_item(live_service: LiveService) -> 
 
 BAD_REQUESTS = [
     pytest.param(b"{not json", "invalid_request", None, id="malformed_json"),
-    pytest.param({"rewards": {"math": {}}, "items": [{"id": "a", "completion": 5}]}, "invalid_request",
-                 "completion", id="wrong_field_type"),
-    pytest.param({"rewards": {"math": {}}, "items": [{"completion": "x"}]}, "invalid_request", "id",
-                 id="missing_id"),
+    pytest.param(
+        {"rewards": {"math": {}}, "items": [{"id": "a", "completion": 5}]},
+        "invalid_request",
+        "completion",
+        id="wrong_field_type",
+    ),
+    pytest.param({"rewards": {"math": {}}, "items": [{"completion": "x"}]}, "invalid_request", "id", id="missing_id"),
     pytest.param({"rewards": {"maths": {}}, "items": []}, "invalid_spec", "math", id="unknown_checker_lists_valid"),
-    pytest.param({"rewards": {"math": {"precision": 3}}, "items": []}, "invalid_spec", "float_rounding",
-                 id="unknown_setting_lists_valid"),
-    pytest.param({"rewards": {"math": {}}, "items": [{"id": "a", "completion": "x", "rewards": {"math": {"x": 1}}}]},
-                 "invalid_spec", "items.0.rewards.math.x", id="unknown_item_setting"),
-    pytest.param({"rewards": {"format": {"mode": "lenient"}}, "items": []}, "invalid_spec", "mode",
-                 id="bad_setting_value"),
+    pytest.param(
+        {"rewards": {"math": {"precision": 3}}, "items": []},
+        "invalid_spec",
+        "float_rounding",
+        id="unknown_setting_lists_valid",
+    ),
+    pytest.param(
+        {"rewards": {"math": {}}, "items": [{"id": "a", "completion": "x", "rewards": {"math": {"x": 1}}}]},
+        "invalid_spec",
+        "items.0.rewards.math.x",
+        id="unknown_item_setting",
+    ),
+    pytest.param(
+        {"rewards": {"format": {"mode": "lenient"}}, "items": []}, "invalid_spec", "mode", id="bad_setting_value"
+    ),
 ]
 
 
@@ -122,10 +134,13 @@ BAD_ITEMS = [
     pytest.param({"completion": r1("1"), "reference": None}, "invalid_item", True, id="missing_reference"),
     pytest.param({"completion": "x" * 1_000_000, "reference": "1"}, "no_answer", False, id="1MB_garbage"),
     pytest.param({"completion": "\\boxed{" + "1+" * 1000, "reference": "1"}, None, False, id="unclosed_boxed"),
-    pytest.param({"completion": "\ud800 answer \\boxed{\udfff1}", "reference": "1"}, None, False,
-                 id="lone_surrogates"),
-    pytest.param({"completion": "\\boxed{" + "(" * 300 + "1" + ")" * 300 + "}", "reference": "1"}, None, False,
-                 id="300_nested_parens"),
+    pytest.param({"completion": "\ud800 answer \\boxed{\udfff1}", "reference": "1"}, None, False, id="lone_surrogates"),
+    pytest.param(
+        {"completion": "\\boxed{" + "(" * 300 + "1" + ")" * 300 + "}", "reference": "1"},
+        None,
+        False,
+        id="300_nested_parens",
+    ),
 ]
 
 
@@ -162,9 +177,13 @@ HANGS = [
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("answer", "reference"), HANGS)
-def test_hang_list_is_answered_within_its_timeout(live_service: LiveService, answer: str | None, reference: str) -> None:
+def test_hang_list_is_answered_within_its_timeout(
+    live_service: LiveService, answer: str | None, reference: str
+) -> None:
     settings = {"parse_timeout_s": 1.0, "verify_timeout_s": 1.0}
-    completion = "Reasoning without an answer. " * 7_000 if answer is None else f"So the answer is $\\boxed{{{answer}}}$."
+    completion = (
+        "Reasoning without an answer. " * 7_000 if answer is None else f"So the answer is $\\boxed{{{answer}}}$."
+    )
     items = [
         {"id": "ok-1", "completion": r1("42"), "reference": "42"},
         {"id": "hang", "completion": completion, "reference": reference, "rewards": {"math": settings}},

@@ -29,8 +29,12 @@ def test_all_270_cases_come_out_as_labelled(live_service: LiveService) -> None:
     cases = [json.loads(line) for line in SUITE.read_text().splitlines() if line.strip()]
     assert len(cases) == 270
     items = [
-        {"id": case["nodeid"] + f"#{i}", "completion": case["pred"], "reference": case["gold"],
-         "rewards": {"math": case_settings(case)}}
+        {
+            "id": case["nodeid"] + f"#{i}",
+            "completion": case["pred"],
+            "reference": case["gold"],
+            "rewards": {"math": case_settings(case)},
+        }
         for i, case in enumerate(cases)
     ]
     response = httpx.post(f"{live_service.url}/v1/score", json={"rewards": {"math": {}}, "items": items}, timeout=600)
