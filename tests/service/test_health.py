@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import httpx
 import pytest
 
-from tests.conftest import LiveService
+from tests.conftest import LiveService, start_service, stop_service
 
 
 @pytest.mark.parametrize(
@@ -38,3 +40,25 @@ def test_readyz_names_the_sandbox_backend(live_service: LiveService) -> None:
     assert sandbox["available"] is (sandbox["backend"] is not None)
     if not sandbox["available"]:
         assert sandbox["reason"]
+
+
+@pytest.fixture(scope="module")
+def guarded() -> Iterator[LiveService]:
+    service, server, thread = start_service(workers=1, sandbox_backend="none", api_token="s3cret")
+    yield service
+    stop_service(server, thread)
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        pytest.param({}, 401, id="no_token"),
+        pytest.param({"Authorization": "Bearer wrong"}, 401, id="wrong_token"),
+        pytest.param({"Authorization": "Bearer s3cret"}, 200, id="right_token"),
+    ],
+)
+def test_bearer_token_guards_scoring(guarded: LiveService, headers: dict[str, str], status: int) -> None:
+    body = {"rewards": {"format": {}}, "items": [{"id": "a", "completion": "x"}]}
+    response = httpx.post(f"{guarded.url}/v1/score", json=body, headers=headers)
+    assert response.status_code == status
+    assert httpx.get(f"{guarded.url}/healthz").status_code == 200
