@@ -1,6 +1,6 @@
 """Format checker throughput: completions per second on one core, in-process.
 
-Run: ``.venv/bin/python bench/bench_format.py`` (pins itself to one core; a few seconds).
+Run: ``.venv/bin/python -m bench.bench_format`` (pins itself to one core; a few seconds).
 
 Completions are realistic R1-style outputs of 1-10 kB (well-formed, text after ``</answer>``, a missing tag,
 two think blocks, prefilled think), checked in strict and partial mode. Printed next to a baseline: open-r1's
@@ -74,7 +74,9 @@ def main() -> None:
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     items = samples(2_000)
     mean_kb = statistics.fmean(len(s.completion) for s in items) / 1000
-    print(f"{len(items)} completions, mean {mean_kb:.1f} kB, one core, CPU time, median of 5 rounds\n")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"{len(items)} completions, mean {mean_kb:.1f} kB, one core, CPU time, median of 5 rounds")
+    print(f"load average {load} on {os.cpu_count()} CPUs\n")
     print("| checker | completions / s |")
     print("|---|---|")
     strict, partial = FormatSettings(mode="strict"), FormatSettings(mode="partial")

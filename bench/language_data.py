@@ -1,6 +1,6 @@
 """Labelled text for the language benchmark, written for this project (no external corpus).
 
-- ``SHORT``: clause-sized Latin-script segments (5-15 words) per language, the size the checker sends to a
+- ``SHORT``: clause-sized Latin-script segments (5-11 words) per language, the size the checker sends to a
   detector most often.
 - ``SENTENCES``: sentence-sized Latin-script segments (15-35 words).
 - ``REASONING``: chain-of-thought sentences per language (en, fr, de, es, zh, ja, ko, ru) and ``MATH`` /

@@ -8,10 +8,12 @@ needed: a word's characters say it. Only Latin-script text needs a detector (Eng
 - ``brk``: a sentence break (``. ! ? ;``, a newline, CJK full stops), where Latin segments may end;
 - ``latin``: a stretch of Latin-script words joined by spaces, commas, quotes, brackets or dashes, i.e. a
   clause that a detector can read as a whole;
-- a script name from ``SCRIPTS``: a run of characters of that script.
+- a script name from ``SCRIPTS``: a run of characters of that script;
+- ``skip``: a run of anything else (symbols, digits, blanks), consumed in one match because a position where
+  no alternative matches costs a try of every alternative.
 
-The character classes are disjoint and every repetition is possessive in effect (a run of one class followed
-by another class), so the scan is linear: no backtracking blow-up on long garbage.
+The character classes are disjoint and the repetitions possessive, so the scan is linear: no backtracking
+blow-up on long garbage.
 """
 
 from __future__ import annotations
@@ -70,7 +72,7 @@ SCRIPTS: tuple[Script, ...] = (
 SCRIPTS_BY_NAME: dict[str, Script] = {script.name: script for script in SCRIPTS}
 
 LATIN_LETTERS = "A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f\u1e00-\u1eff"
-_LATIN_WORD = f"[{LATIN_LETTERS}][{LATIN_LETTERS}\u0300-\u036f]*"
+_LATIN_WORD = f"[{LATIN_LETTERS}][{LATIN_LETTERS}\u0300-\u036f]*+"
 _LATIN_JOINERS = " \t,'\"\u2019\u2018\u201c\u201d\u00ab\u00bb()\\-\u2013\u2014/&"
 _BREAKS = ".!?;\n\u3002\uff01\uff1f\uff1b\u2026"
 
@@ -78,8 +80,9 @@ TOKEN_PATTERN = re.compile(
     "|".join(
         [
             f"(?P<brk>[{_BREAKS}]+)",
-            f"(?P<latin>{_LATIN_WORD}(?:[{_LATIN_JOINERS}]+{_LATIN_WORD})*)",
+            f"(?P<latin>{_LATIN_WORD}(?:[{_LATIN_JOINERS}]++{_LATIN_WORD})*+)",
             *(f"(?P<{script.name}>[{script.ranges}]+)" for script in SCRIPTS),
+            f"(?P<skip>[^{_BREAKS}{LATIN_LETTERS}{''.join(script.ranges for script in SCRIPTS)}]+)",
         ]
     )
 )

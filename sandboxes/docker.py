@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import functools
 import itertools
+import os
 import shlex
 import socket
 import struct
@@ -41,6 +42,7 @@ T = TypeVar("T")
 RUNNER_PATH = Path(__file__).with_name("runner.py")
 RUNNER_IN_CONTAINER = "/opt/rlvr/runner.py"
 WORK_DIR = "/work"
+DEFAULT_ENGINE_URL = "unix:///var/run/docker.sock"
 REAP_INTERVAL_S = 60.0
 # Each live container runs as its own uid, counted up from here: RLIMIT_NPROC counts a uid's processes across
 # the whole host (containers share the host's user namespace), so one slot's fork bomb must not eat another's.
@@ -178,11 +180,19 @@ class DockerSandbox:
         return await asyncio.get_running_loop().run_in_executor(self._executor, functools.partial(fn, *args))
 
     def _connect(self) -> Any:
-        base_url = self.config.docker_base_url
+        base_url = self.config.docker_base_url or os.environ.get("DOCKER_HOST") or DEFAULT_ENGINE_URL
+        socket_path = base_url.removeprefix("unix://")
+        if base_url.startswith("unix://") and not os.path.exists(socket_path):
+            # checked first: the SDK leaks its socket when it cannot connect at all
+            raise SandboxUnavailable(f"no Docker engine reachable: {socket_path} does not exist", backend=self.name)
         try:
-            client = docker.DockerClient(base_url=base_url) if base_url else docker.from_env()
+            client = docker.DockerClient(base_url=base_url) if self.config.docker_base_url else docker.from_env()
+        except docker.errors.DockerException as exc:
+            raise SandboxUnavailable(f"no Docker engine configured: {exc}", backend=self.name) from exc
+        try:
             client.ping()
         except (docker.errors.DockerException, OSError) as exc:  # requests' errors are OSErrors
+            client.close()
             raise SandboxUnavailable(f"no Docker engine reachable: {exc}", backend=self.name) from exc
         return client
 

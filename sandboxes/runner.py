@@ -1,7 +1,7 @@
 """The resident runner: a standalone, stdlib-only Python 3 script that runs INSIDE a sandbox instance.
 
 It imports nothing from the project: backends bind-mount this file read-only into the sandbox and start it as
-``python3 -S runner.py --work-base /tmp/rlvr --kill-strays``. It should be the sandbox's PID 1 (bwrap
+``python3 -I -S runner.py --work-base /tmp/rlvr --kill-strays``. It should be the sandbox's PID 1 (bwrap
 ``--as-pid-1``; a container whose command is the runner, without ``--init``): then it reaps every orphan, and
 ``kill(-1, SIGKILL)`` from a program cannot reach it.
 
@@ -36,20 +36,26 @@ Output is decoded with errors="replace", so NUL bytes and invalid UTF-8 cannot b
 
 from __future__ import annotations
 
-import argparse
-import errno
-import json
-import math
 import os
-import resource
-import selectors
-import shutil
-import signal
-import subprocess
 import sys
-import time
-from collections.abc import Callable
-from typing import IO, Any
+
+# Beside this file lives the project's sandboxes/select.py, which would shadow the stdlib's select (selectors
+# imports it) if the runner is started from its own directory without -I / -P.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [entry for entry in sys.path if os.path.abspath(entry or ".") != _HERE]
+
+import argparse  # noqa: E402
+import errno  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import resource  # noqa: E402
+import selectors  # noqa: E402
+import shutil  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from typing import IO, Any  # noqa: E402
 
 Json = dict[str, Any]
 
@@ -67,6 +73,9 @@ MEMORY_MARKERS = (
     b"Cannot allocate memory",
 )
 BASE_PATH = "/usr/local/bin:/usr/bin:/bin"
+NOFILE = 256
+SHELL = "/bin/sh"
+SHELL_LIMITS = 'ulimit -c 0 -v "$1" -s "$2" -t "$3" -f "$4" -n "$5" -p "$6" && shift 6 && exec "$@"'
 
 
 def result(status: str, message: str = "", **fields: Any) -> Json:
@@ -106,23 +115,59 @@ def remove_tree(path: str) -> bool:
     return not os.path.lexists(path)
 
 
-def rlimit_setter(limits: Json) -> Callable[[], None]:
-    memory = limits["address_space_mb"] << 20
-    stack = limits["stack_mb"] << 20
+def rlimit_values(limits: Json) -> dict[int, int]:
     cpu = math.ceil(limits["timeout_s"]) + 1
-    fsize = limits["file_size_mb"] << 20
-    nproc = limits["max_processes"]
+    return {
+        resource.RLIMIT_CORE: 0,
+        resource.RLIMIT_AS: limits["address_space_mb"] << 20,
+        resource.RLIMIT_STACK: limits["stack_mb"] << 20,
+        resource.RLIMIT_CPU: cpu,
+        resource.RLIMIT_FSIZE: limits["file_size_mb"] << 20,
+        resource.RLIMIT_NOFILE: NOFILE,
+        resource.RLIMIT_NPROC: limits["max_processes"],
+    }
+
+
+def rlimit_setter(limits: Json) -> Callable[[], None]:
+    """The slow path (a preexec_fn forces fork instead of vfork: ~3 ms more per run)."""
+    values = rlimit_values(limits)
 
     def apply() -> None:
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-        resource.setrlimit(resource.RLIMIT_STACK, (stack, stack))
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
-        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
-        resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+        for which, value in values.items():
+            resource.setrlimit(which, (value, value))
 
     return apply
+
+
+def shell_argv(argv: list[str], limits: Json) -> list[str]:
+    """The fast path: /bin/sh sets the rlimits and execs the program (vfork-able, ~1 ms)."""
+    values = rlimit_values(limits)
+    numbers = (
+        values[resource.RLIMIT_AS] >> 10,
+        values[resource.RLIMIT_STACK] >> 10,
+        values[resource.RLIMIT_CPU],
+        values[resource.RLIMIT_FSIZE] >> 9,
+        values[resource.RLIMIT_NOFILE],
+        values[resource.RLIMIT_NPROC],
+    )
+    return [SHELL, "-c", SHELL_LIMITS, "rlvr-limits", *map(str, numbers), *argv]
+
+
+def shell_limits_work() -> bool:
+    """Whether this sandbox's /bin/sh takes ``ulimit -v -s -t -f -n -p`` (dash does; bash spells -p as -u)."""
+    probe = {"address_space_mb": 4096, "stack_mb": 8, "timeout_s": 5, "file_size_mb": 8, "max_processes": 4096}
+    try:
+        done = subprocess.run(shell_argv(["true"], probe), capture_output=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return done.returncode == 0 and not done.stderr
+
+
+def find_executable(argv0: str, cwd: str, env: dict[str, str]) -> str | None:
+    if "/" in argv0:
+        path = os.path.join(cwd, argv0)
+        return path if os.access(path, os.X_OK) else None
+    return shutil.which(argv0, path=env.get("PATH", BASE_PATH))
 
 
 class Pump:
@@ -256,7 +301,8 @@ def classify(
     peak_kb = usage.ru_maxrss
     if overflow:
         return "OLE", code, sig, f"output exceeded {limits['output_bytes']} bytes"
-    if timed_out or sig == signal.SIGXCPU or cpu >= limits["timeout_s"]:
+    killed_by_clock = timed_out and sig == signal.SIGKILL  # it may have died on its own just before
+    if killed_by_clock or sig == signal.SIGXCPU or cpu >= limits["timeout_s"]:
         return "TLE", code, sig, f"time limit {limits['timeout_s']}s exceeded"
     if code == 0:
         return "OK", code, sig, ""
@@ -268,19 +314,25 @@ def classify(
     return "RE", code, sig, f"killed by signal {sig}" if sig else f"exit code {code}"
 
 
-def execute(argv: list[str], cwd: str, env: dict[str, str], stdin: bytes, limits: Json) -> tuple[Json, int]:
+def spawn(argv: list[str], cwd: str, env: dict[str, str], limits: Json, fast: bool) -> subprocess.Popen[bytes]:
+    if find_executable(argv[0], cwd, env) is None:
+        raise FileNotFoundError(errno.ENOENT, "no such executable", argv[0])
+    return subprocess.Popen(
+        shell_argv(argv, limits) if fast else argv,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        preexec_fn=None if fast else rlimit_setter(limits),
+    )
+
+
+def execute(argv: list[str], cwd: str, env: dict[str, str], stdin: bytes, limits: Json, fast: bool) -> tuple[Json, int]:
     """Run one process to its end; (result, its process group id or 0 when it never started)."""
     try:
-        proc = subprocess.Popen(
-            argv,
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-            preexec_fn=rlimit_setter(limits),
-        )
+        proc = spawn(argv, cwd, env, limits, fast)
     except OSError as exc:
         return result("SANDBOX_ERROR", f"cannot start {argv[0]!r}: {exc}"), 0
     outputs, status, usage, wall, timed_out, overflow = supervise(proc, stdin, limits)
@@ -325,6 +377,7 @@ class Runner:
         self.protected = ancestors(os.getpid())
         self.counter = 0
         os.makedirs(work_base, exist_ok=True)
+        self.fast = shell_limits_work()
 
     def reap(self) -> None:
         while True:
@@ -366,7 +419,7 @@ class Runner:
 
     def compile(self, job: Json, build: str, home: str) -> tuple[Json, int]:
         spec = job["compile"]
-        outcome, pgid = execute(spec["argv"], build, self.env(job, home), b"", spec["limits"])
+        outcome, pgid = execute(spec["argv"], build, self.env(job, home), b"", spec["limits"], self.fast)
         if outcome["status"] not in ("OK", "SANDBOX_ERROR"):
             outcome["message"] = f"compilation failed: {outcome['message']}"
             outcome["status"] = "CE"
@@ -378,7 +431,7 @@ class Runner:
         write_files(workdir, run.get("files") or {})
         argv = list(job["run"]["argv"]) + list(run.get("argv") or [])
         stdin = (run.get("stdin") or "").encode("utf-8", "surrogatepass")
-        outcome, pgid = execute(argv, workdir, self.env(job, workdir), stdin, job["run"]["limits"])
+        outcome, pgid = execute(argv, workdir, self.env(job, workdir), stdin, job["run"]["limits"], self.fast)
         return outcome, pgid, workdir
 
     def run_job(self, job: Json) -> Json:

@@ -6,6 +6,7 @@ a backend that cannot run here is skipped locally and fails under RLVR_REQUIRE_S
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any, get_args
@@ -34,7 +35,7 @@ from rewards.code import (
     work_key,
 )
 from rewards.result import CheckResult, FailureKind, Sample, Status
-from sandboxes.base import Sandbox, SandboxUnavailable
+from sandboxes.base import Sandbox, SandboxOverloaded, SandboxUnavailable
 from sandboxes.config import SandboxConfig
 from sandboxes.languages import resolve_language
 from sandboxes.select import open_sandbox
@@ -382,6 +383,8 @@ STDIN_ITEMS = [
     pytest.param("cpp", CPP_BROKEN, SUMS, {"mode": "weighted"}, ["CE", "CE", "CE"], -0.1, id="cpp_ce"),
     pytest.param("cpp", CPP_SEGFAULT, SUMS[:1], {}, ["RE"], 0.0, id="cpp_segfault"),
     pytest.param("java", JAVA_SUM, SUMS, {}, ["AC", "AC", "AC"], 1.0, id="java_ok"),
+    pytest.param("java", JAVA_SUM.replace("class Main", "final class Solution"), SUMS[:1], {}, ["AC"], 1.0,
+                 id="java_public_class_not_named_main"),
     pytest.param("javascript", JS_SUM, SUMS, {}, ["AC", "AC", "AC"], 1.0, id="javascript_ok"),
     pytest.param("python", PY_LOOPS_ON_4, SQUARES, {"timeout_s": 1.0}, ["AC", "AC", "AC", "TLE", "AC"], 0.8,
                  id="one_tle_of_five"),
@@ -557,3 +560,47 @@ async def test_assert_test_that_does_not_compile_is_masked(sandbox: Sandbox) -> 
     assert isinstance(result, CheckResult)
     assert result.masked and result.failure_kind == FailureKind.INVALID_ITEM
     assert "test code does not compile" in (result.failure_reason or "")
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_failed_assert_shows_its_line(sandbox: Sandbox) -> None:
+    result = await _check(sandbox, "python", block("python", "def add(a, b):\n    return a * b"), ADD_TESTS, {})
+    assert "assert add(1, 2) == 3" in result.details["tests"][0]["message"]
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_stdin_and_call_tests_in_one_item(sandbox: Sandbox) -> None:
+    code = block(
+        "python", "def double(x):\n    return 2 * x\n\nif __name__ == '__main__':\n    print(double(int(input())))"
+    )
+    tests = (
+        {"type": "stdin_stdout", "input": "4\n", "output": "8\n"},
+        {**TWO_SUM[0], "fn_name": "double", "args": [5], "expected": 10},
+    )
+    result = await _check(sandbox, "python", code, tests, {})
+    assert [test["status"] for test in result.details["tests"]] == ["AC", "AC"]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_sandbox_failures(backend: str) -> None:
+    """A full queue propagates (the service answers 429/503); a closed sandbox masks the item."""
+    try:
+        opened = await open_sandbox(backend, SandboxConfig(pool_size=1, queue_limit=0))
+    except SandboxUnavailable as exc:
+        missing_backend(str(exc))
+        raise
+    sample = Sample(PY_SUM, language="python", tests=(STDIN,))
+    slow = Sample(block("python", "import time\ntime.sleep(3)"), language="python", tests=(STDIN,))
+    try:
+        busy = asyncio.ensure_future(CHECKER.check(slow, CodeSettings(), opened))
+        await asyncio.sleep(0.5)
+        with pytest.raises(SandboxOverloaded):
+            await CHECKER.check(sample, CodeSettings(), opened)
+        assert (await busy).details["verdict"] == "WA"
+    finally:
+        await opened.close()
+    result = await CHECKER.check(sample, CodeSettings(), opened)
+    assert isinstance(result, CheckResult)
+    assert result.masked and result.score is None
+    assert result.failure_kind in (FailureKind.SANDBOX_ERROR, FailureKind.NO_SANDBOX)

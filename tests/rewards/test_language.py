@@ -38,6 +38,10 @@ EN_MATHY_COT = (
     "The output `[3. 2.]` agrees, see https://numpy.org/doc/stable/ or mail help@numpy.org for details.\n"
     "Both values satisfy the equation, since 4 - 10 + 6 = 0 and 9 - 15 + 6 = 0.\n</think>\n<answer>\n2, 3\n</answer>"
 )
+EN_GREEK_SYMBOLS_COT = (
+    "<think>\nThe angle θ satisfies sin θ = 1/2, so θ = π/6 or θ = 5π/6.\n"
+    "The change Δ between them is 2π/3, and 3.14 ≈ π is close enough for the estimate.\n</think>"
+)
 ZH_COT = (
     "<think>\n我们需要求出市场关门以后还剩下多少个苹果。\n农民一开始有一整篮苹果，上午卖掉了大部分。\n"
     "然后他又送给邻居一些，所以我们也要减去这个数量。\n最后我们用总数检查结果，结果是一致的。\n</think>"
@@ -83,6 +87,7 @@ CASES = [
     pytest.param(MIXED_EN_ZH, "en", MIXED_SHARE, id="mixed_en_zh"),
     pytest.param(MIXED_EN_ZH, "zh", 1 - MIXED_SHARE, id="mixed_en_zh_target_zh"),
     pytest.param(EN_MATHY_COT, "en", 1.0, id="english_with_latex_code_numbers"),
+    pytest.param(EN_GREEK_SYMBOLS_COT, "en", 1.0, id="english_with_unicode_math_symbols"),
     pytest.param(FR_COT, "fr", 1.0, id="french_cot_target_fr"),
     pytest.param(EN_COT, "fr", 0.0, id="english_cot_target_fr"),
     pytest.param(FR_COT, "en", 0.0, id="french_cot_target_en"),
@@ -257,9 +262,19 @@ def test_work_key_ignores_prompt_only_when_target_is_given():
     assert work_key(with_prompt, LanguageSettings()) != work_key(without, LanguageSettings())
 
 
-def test_one_megabyte_completion_is_judged():
-    result = check(Sample(completion="<think>\n" + "a b, " * 200_000 + EN_COT), LanguageSettings(target="en"))
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        pytest.param("a b, " * 200_000, id="one_letter_words"),
+        pytest.param("\\(" * 500_000, id="unclosed_inline_math"),
+        pytest.param("$a " * 330_000, id="dollars"),
+        pytest.param("<a " * 330_000, id="unclosed_tags"),
+    ],
+)
+def test_one_megabyte_of_garbage_after_the_reasoning(garbage: str):
+    result = check(Sample(completion=EN_COT[:-40] + garbage), LanguageSettings(target="en"))
     assert result.status == Status.OK
+    assert result.score == 1.0
 
 
 def test_registered_as_language_checker():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import random
+import signal
 import threading
 import time
 from collections import Counter
@@ -235,6 +236,20 @@ def test_works_outside_the_main_thread() -> None:
     thread.start()
     thread.join(30)
     assert results[0].score == 1.0
+
+
+def test_a_timer_set_by_the_caller_survives() -> None:
+    # A worker pool may hold its own SIGALRM timer around an item; our soft time-outs must not cancel it.
+    fired: list[int] = []
+    previous = signal.signal(signal.SIGALRM, lambda signum, frame: fired.append(signum))
+    signal.setitimer(signal.ITIMER_REAL, 30.0)
+    try:
+        assert check(Sample("\\boxed{2}", reference="2"), MathSettings()).score == 1.0
+        left, _ = signal.getitimer(signal.ITIMER_REAL)
+        assert 0 < left < 30.0 and not fired
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 # ---------------------------------------------------------------- settings

@@ -16,6 +16,7 @@ from sandboxes.base import ExecResult, Job, Limits, Run, RunStatus, Sandbox
 from tests.sandboxes.conftest import assert_healthy
 
 SMALL = Limits(timeout_s=1.0, compile_timeout_s=30.0, memory_mb=192, output_bytes=64 << 10, max_processes=32)
+ROOMY = Limits(timeout_s=5.0, compile_timeout_s=30.0, memory_mb=192, output_bytes=64 << 10, max_processes=32)
 SLACK_S = 8.0  # generous: CI machines are shared; the bound is what a user would call "not hung"
 
 
@@ -66,8 +67,8 @@ HOSTILE = [
     pytest.param(Hostile("python", "while True:\n    pass\n", _statuses(RunStatus.TLE)), id="infinite_loop"),
     pytest.param(Hostile("python", "import time\ntime.sleep(10**6)\n", _statuses(RunStatus.TLE)), id="sleep_forever"),
     pytest.param(Hostile("python", FORK_BOMB, _statuses(RunStatus.TLE, RunStatus.RE)), id="fork_bomb"),
-    pytest.param(Hostile("python", MEMORY_BOMB, _statuses(RunStatus.MLE)), id="memory_bomb"),
-    pytest.param(Hostile("cpp", CPP_MEMORY_BOMB, _statuses(RunStatus.MLE)), id="memory_bomb_cpp"),
+    pytest.param(Hostile("python", MEMORY_BOMB, _statuses(RunStatus.MLE), limits=ROOMY), id="memory_bomb"),
+    pytest.param(Hostile("cpp", CPP_MEMORY_BOMB, _statuses(RunStatus.MLE), limits=ROOMY), id="memory_bomb_cpp"),
     pytest.param(
         Hostile("python", FLOOD.format(stream="stdout"), _statuses(RunStatus.OLE), lambda r: len(r.stdout) <= 64 << 10),
         id="1GB_to_stdout",
@@ -77,7 +78,13 @@ HOSTILE = [
         id="1GB_to_stderr",
     ),
     pytest.param(
-        Hostile("python", FILL_WORK_DIR.format(blocks=1000), _statuses(RunStatus.RE), lambda r: "File too large" in r.stderr),
+        Hostile(
+            "python",
+            FILL_WORK_DIR.format(blocks=1000),
+            _statuses(RunStatus.RE),
+            lambda r: "File too large" in r.stderr,
+            Limits(timeout_s=5.0, memory_mb=192, file_size_mb=8, max_processes=32),
+        ),
         id="file_past_fsize_EFBIG",
     ),
     pytest.param(
@@ -173,6 +180,7 @@ if os.fork() == 0:
     os.setsid()
     if os.fork() == 0:
         os.close(1); os.close(2)
+        time.sleep(0.3)  # let its job finish first: the threat is to the next job
         deadline = time.time() + 20
         while time.time() < deadline:
             for root, dirs, files in os.walk("/tmp"):
