@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 import pytest
 
 from sandboxes.base import Job, Limits, Run, RunStatus, Sandbox, SandboxError, SandboxOverloaded, SandboxUnavailable
-from sandboxes.config import SandboxConfig
 from sandboxes.languages import UnknownLanguage
 from sandboxes.select import open_sandbox
 from tests.sandboxes.conftest import TEST_CONFIG, assert_healthy, close_and_check_clean, open_or_skip
@@ -58,7 +57,9 @@ INSIDE_VIEW = [
         "True\n",
         id="no_nested_user_namespaces",
     ),
-    pytest.param("import os\nprint(len([p for p in os.listdir('/proc') if p.isdigit()]))", "2\n", id="sees_only_itself"),
+    pytest.param(
+        "import os\nprint(len([p for p in os.listdir('/proc') if p.isdigit()]))", "2\n", id="sees_only_itself"
+    ),
 ]
 
 

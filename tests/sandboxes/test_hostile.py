@@ -60,7 +60,9 @@ KILL_EVERYTHING = (
     "import os, signal\ntry:\n    os.kill(-1, signal.SIGKILL)\nexcept OSError:\n    pass\nprint('still here')\n"
 )
 SEGFAULT = "int main(void) { volatile int *p = 0; *p = 42; return 0; }\n"
-CPP_DEEP_RECURSION = "int f(int n) { volatile int pad[64]; pad[0] = n; return f(n + 1) + pad[0]; }\nint main() { return f(0); }\n"
+CPP_DEEP_RECURSION = (
+    "int f(int n) { volatile int pad[64]; pad[0] = n; return f(n + 1) + pad[0]; }\nint main() { return f(0); }\n"
+)
 BAD_BYTES = "import sys\nsys.stdout.buffer.write(b'a\\x00b\\xff\\xfec\\n')\nsys.stderr.buffer.write(b'\\x80\\x00')\n"
 
 HOSTILE = [
@@ -115,7 +117,12 @@ HOSTILE = [
         id="invalid_utf8_and_nul",
     ),
     pytest.param(
-        Hostile("python", "def f(n):\n    return f(n + 1)\nf(0)\n", _statuses(RunStatus.RE), lambda r: "Recursion" in r.stderr),
+        Hostile(
+            "python",
+            "def f(n):\n    return f(n + 1)\nf(0)\n",
+            _statuses(RunStatus.RE),
+            lambda r: "Recursion" in r.stderr,
+        ),
         id="deep_recursion_python",
     ),
     pytest.param(
@@ -132,7 +139,9 @@ HOSTILE = [
 @pytest.mark.parametrize("hostile", HOSTILE)
 async def test_hostile_program_gets_its_status_and_the_sandbox_survives(sandbox: Sandbox, hostile: Hostile) -> None:
     started = time.monotonic()
-    result = await sandbox.run(Job(language=hostile.language, source=hostile.source, runs=[Run()], limits=hostile.limits))
+    result = await sandbox.run(
+        Job(language=hostile.language, source=hostile.source, runs=[Run()], limits=hostile.limits)
+    )
     elapsed = time.monotonic() - started
     assert result.compile is None or result.compile.status == RunStatus.OK, result.compile
     (run,) = result.runs
@@ -237,7 +246,7 @@ async def test_a_thousand_zombies(sandbox: Sandbox) -> None:
 
 
 async def test_a_program_that_does_not_compile(sandbox: Sandbox) -> None:
-    source = "#include <cstdio>\nint main() { printf(\"%d\\n\", undeclared_name); }\n"
+    source = '#include <cstdio>\nint main() { printf("%d\\n", undeclared_name); }\n'
     result = await sandbox.run(Job(language="cpp", source=source, runs=[Run(), Run()], limits=SMALL))
     assert result.compile is not None
     assert result.compile.status == RunStatus.CE
@@ -255,7 +264,7 @@ async def test_a_huge_source_file(sandbox: Sandbox) -> None:
 
 
 async def test_a_job_with_thousands_of_runs(sandbox: Sandbox) -> None:
-    source = "#include <stdio.h>\nint main(void) { long a, b; scanf(\"%ld %ld\", &a, &b); printf(\"%ld\\n\", a * b); }\n"
+    source = '#include <stdio.h>\nint main(void) { long a, b; scanf("%ld %ld", &a, &b); printf("%ld\\n", a * b); }\n'
     runs = [Run(stdin=f"{n} {n + 1}\n") for n in range(2000)]
     started = time.monotonic()
     result = await sandbox.run(Job(language="c", source=source, runs=runs, limits=SMALL))

@@ -82,14 +82,14 @@ PROGRAMS: dict[str, dict[str, str]] = {
     "c": {
         "hello": '#include <stdio.h>\nint main(void) { puts("hello, world"); return 0; }\n',
         "echo": "#include <stdio.h>\nint main(void) { char b[4096]; while (fgets(b, sizeof b, stdin)) "
-        'fputs(b, stdout); return 0; }\n',
+        "fputs(b, stdout); return 0; }\n",
         "broken": "int main(void) { return undeclared_name; }\n",
     },
     "java": {
         "hello": 'public class Main { public static void main(String[] a) { System.out.println("hello, world"); } }\n',
         "echo": "import java.io.*;\npublic class Main { public static void main(String[] a) throws IOException {\n"
-        "BufferedReader r = new BufferedReader(new InputStreamReader(System.in, \"UTF-8\"));\n"
-        "PrintStream out = new PrintStream(System.out, true, \"UTF-8\");\n"
+        'BufferedReader r = new BufferedReader(new InputStreamReader(System.in, "UTF-8"));\n'
+        'PrintStream out = new PrintStream(System.out, true, "UTF-8");\n'
         "for (String s; (s = r.readLine()) != null; ) out.println(s); } }\n",
         "broken": "public class Main { public static void main(String[] a) { int x = undeclared_name; } }\n",
     },

@@ -211,3 +211,16 @@ def test_the_host_deadline_covers_compile_and_every_run() -> None:
     assert deadline >= 30.0 + 10 * 2.0
     python_job = Job(language="python", source="", runs=[Run()], limits=Limits(timeout_s=2.0))
     assert job_deadline(python_job, resolve_language("python"), CONFIG) < deadline
+
+
+def test_the_runner_starts_from_its_own_directory_without_isolation_flags(tmp_path: Path) -> None:
+    # sandboxes/select.py sits beside the runner and must not shadow the stdlib's select module.
+    process = subprocess.run(
+        [sys.executable, "-S", str(RUNNER), "--work-base", str(tmp_path)],
+        input=encode_job(_python("print('ok')"), resolve_language("python"), CONFIG),
+        capture_output=True,
+        timeout=30,
+    )
+    hello, answer = process.stdout.splitlines()
+    assert json.loads(hello)["ready"] is True
+    assert json.loads(answer)["runs"][0]["stdout"] == "ok\n"

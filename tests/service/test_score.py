@@ -53,7 +53,7 @@ def test_results_in_order_with_weighted_rewards_and_groups(live_service: LiveSer
 
 def test_unparseable_reference_is_masked_not_punished(live_service: LiveService) -> None:
     items = [
-        {"id": "bad", "completion": r1("2"), "reference": "\\frac{"},
+        {"id": "bad", "completion": r1("2"), "reference": "???"},
         {"id": "good", "completion": r1("2"), "reference": "2"},
     ]
     bad, good = score(live_service, {"math": {}}, items)["results"]
@@ -180,7 +180,7 @@ HANGS = [
 def test_hang_list_is_answered_within_its_timeout(
     live_service: LiveService, answer: str | None, reference: str
 ) -> None:
-    settings = {"parse_timeout_s": 1.0, "verify_timeout_s": 1.0}
+    settings = {"timeout_s": 1.0}
     completion = (
         "Reasoning without an answer. " * 7_000 if answer is None else f"So the answer is $\\boxed{{{answer}}}$."
     )
@@ -189,7 +189,7 @@ def test_hang_list_is_answered_within_its_timeout(
         {"id": "hang", "completion": completion, "reference": reference, "rewards": {"math": settings}},
         {"id": "ok-2", "completion": r1("x^2"), "reference": "x^2"},
     ]
-    budget = 2 * 1.0 + 1.0 + 0.5 + live_service.app.state.rlvr.settings.hard_grace_s  # type: ignore[attr-defined]
+    budget = 1.0 + 0.5 + live_service.app.state.rlvr.settings.hard_grace_s  # type: ignore[attr-defined]
     started = time.monotonic()
     results = score(live_service, {"math": {}}, items)["results"]
     elapsed = time.monotonic() - started
