@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 
 BREACHES = frozenset({RunStatus.TLE, RunStatus.MLE, RunStatus.OLE})
 COMPILE_OUTPUT_BYTES = 4 << 20
+COMPILE_STACK_MB = 64  # compilers are threaded (go, rustc, javac): glibc gives each thread RLIMIT_STACK
 RECYCLE_ATTEMPTS = 5
 
 

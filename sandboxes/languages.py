@@ -132,6 +132,7 @@ LANGUAGES: dict[str, LanguageSpec] = {
         address_space_headroom_mb=512,
         compile_headroom_mb=2048,
         min_processes=32,
+        stack_mb=64,
         output_files=("main",),
     ),
     "rust": LanguageSpec(

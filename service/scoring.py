@@ -101,6 +101,16 @@ class _Slot:
     checker: str
 
 
+@dataclass(frozen=True)
+class _Work:
+    """One unique piece of work: the first occurrence of a key."""
+
+    key: bytes
+    sample: Sample
+    name: str
+    settings: CheckerSettings
+
+
 class Scorer:
     def __init__(self, pool: WorkerPool, metrics: Metrics, *, cache_size: int) -> None:
         self.pool = pool
@@ -163,21 +173,23 @@ class Scorer:
         self.metrics.stage.labels("total").observe(time.perf_counter() - started)
         return response
 
-    async def _run_cpu(self, samples: list[Sample], plans: list[Plan], results: list[dict[str, CheckResult]]) -> None:
-        started = time.perf_counter()
+    def _dedup(
+        self, samples: list[Sample], plans: list[Plan], results: list[dict[str, CheckResult]], runs_in: str
+    ) -> tuple[list[_Work], dict[bytes, list[_Slot]]]:
+        """Unique work of one kind: cache hits and duplicates are settled or joined to the first occurrence."""
         waiting: dict[bytes, list[_Slot]] = {}
-        specs: list[TaskSpec] = []
-        keys: list[bytes] = []
+        work: list[_Work] = []
+        use_cache = runs_in == "cpu"  # sandbox results depend on timing (TLE): judged again in each batch
         for index, (sample, plan) in enumerate(zip(samples, plans, strict=True)):
             for name, settings in plan.items():
                 checker = load_checker(name)
-                if checker.runs_in != "cpu":
+                if checker.runs_in != runs_in:
                     continue
                 key = _work_key(checker, sample, settings)
                 if isinstance(key, CheckResult):
                     results[index][name] = key
                     continue
-                hit = self.cache.get(key)
+                hit = self.cache.get(key) if use_cache else None
                 self.metrics.cache.labels("hit" if hit is not None else "dedup" if key in waiting else "miss").inc()
                 if hit is not None:
                     results[index][name] = hit
@@ -185,15 +197,20 @@ class Scorer:
                     waiting[key].append(_Slot(index, name))
                 else:
                     waiting[key] = [_Slot(index, name)]
-                    keys.append(key)
-                    specs.append(TaskSpec(name, settings.model_dump_json(), sample, settings.deadline_s()))
+                    work.append(_Work(key, sample, name, settings))
+        return work, waiting
+
+    async def _run_cpu(self, samples: list[Sample], plans: list[Plan], results: list[dict[str, CheckResult]]) -> None:
+        started = time.perf_counter()
+        work, waiting = self._dedup(samples, plans, results, "cpu")
         self.metrics.stage.labels("plan").observe(time.perf_counter() - started)
-        if not specs:
+        if not work:
             return
         started = time.perf_counter()
-        for key, result in zip(keys, await self.pool.run(specs), strict=True):
-            self.cache.put(key, result)
-            for slot in waiting[key]:
+        specs = [TaskSpec(w.name, w.settings.model_dump_json(), w.sample, w.settings.deadline_s()) for w in work]
+        for unit, result in zip(work, await self.pool.run(specs), strict=True):
+            self.cache.put(unit.key, result)
+            for slot in waiting[unit.key]:
                 results[slot.item][slot.checker] = result
         self.metrics.stage.labels("cpu").observe(time.perf_counter() - started)
 
@@ -206,13 +223,8 @@ class Scorer:
             raise Overloaded(f"the sandbox queue is full ({stats['queue_depth']} jobs waiting)", retry_after_s=1.0)
 
     async def _run_code(self, samples: list[Sample], plans: list[Plan], results: list[dict[str, CheckResult]]) -> None:
-        jobs = [
-            (index, name, settings)
-            for index, plan in enumerate(plans)
-            for name, settings in plan.items()
-            if load_checker(name).runs_in == "sandbox"
-        ]
-        if not jobs:
+        work, waiting = self._dedup(samples, plans, results, "sandbox")
+        if not work:
             return
         started = time.perf_counter()
         # One batch never holds more sandbox jobs in flight than there are sandboxes: a big batch waits its turn
@@ -220,13 +232,16 @@ class Scorer:
         stats: dict[str, Any] = getattr(self.sandbox, "stats", dict)()
         limit = asyncio.Semaphore(max(1, int(stats.get("size", 1))))
 
-        async def bounded(sample: Sample, name: str, settings: CheckerSettings) -> CheckResult:
+        async def bounded(unit: _Work) -> CheckResult:
             async with limit:
-                return await self._check_code(sample, name, settings)
+                job_started = time.perf_counter()
+                result = await self._check_code(unit.sample, unit.name, unit.settings)
+                self.metrics.stage.labels("sandbox_item").observe(time.perf_counter() - job_started)
+                return result
 
-        outcomes = await asyncio.gather(*(bounded(samples[i], name, s) for i, name, s in jobs))
-        for (index, name, _), result in zip(jobs, outcomes, strict=True):
-            results[index][name] = result
+        for unit, result in zip(work, await asyncio.gather(*map(bounded, work)), strict=True):
+            for slot in waiting[unit.key]:
+                results[slot.item][slot.checker] = result
         self.metrics.stage.labels("sandbox").observe(time.perf_counter() - started)
 
     async def _check_code(self, sample: Sample, name: str, settings: CheckerSettings) -> CheckResult:
