@@ -359,6 +359,16 @@ def _parse_answer_text(text: str, settings: MathSettings) -> list[Any]:
     return as_display if _has_math_object(as_display) else _parse(text, settings)
 
 
+@lru_cache(maxsize=4096)
+def _parse_reference(reference: str, settings: MathSettings) -> list[Any]:
+    """A worker sees each reference many times (every completion of a prompt): parse it once.
+
+    Only finished parses are cached (a soft time-out raises through the cache); sympy objects are immutable.
+    The settings are part of the key, and the weight is the only field that does not change the parse.
+    """
+    return _parse_answer_text(reference, settings)
+
+
 def _first_math(candidate: list[Any], fallback: list[Any]) -> list[Any]:
     # A string-only result of the display form is our own wrapping failing: it never beats the text as written.
     return candidate if _has_math_object(candidate) else fallback
@@ -450,7 +460,7 @@ def _check(sample: Sample, settings: MathSettings) -> CheckResult:
     if len(reference) > settings.max_reference_chars:
         return _bad_reference(f"the reference is longer than {settings.max_reference_chars} characters")
     budget = _Budget(time.monotonic() + settings.timeout_s)
-    reference_parsed = _within(budget.left(), lambda: _parse_answer_text(reference, settings))
+    reference_parsed = _within(budget.left(), lambda: _parse_reference(reference, settings))
     if isinstance(reference_parsed, _TimedOut):
         return _bad_reference(f"parsing the reference took longer than {settings.timeout_s} s")
     if not reference_parsed:

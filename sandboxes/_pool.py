@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 BREACHES = frozenset({RunStatus.TLE, RunStatus.MLE, RunStatus.OLE})
 COMPILE_OUTPUT_BYTES = 4 << 20
 COMPILE_STACK_MB = 64  # compilers are threaded (go, rustc, javac): glibc gives each thread RLIMIT_STACK
+COMPILE_PROCESSES = 256  # go build and rustc run many threads; a compiler is not the hostile party here
 RECYCLE_ATTEMPTS = 5
 
 
@@ -69,7 +70,7 @@ def _compile_section(job: Job, spec: LanguageSpec, config: SandboxConfig) -> dic
         return None
     memory = config.compile_memory_mb
     limits = job.limits
-    procs = max(limits.max_processes, spec.min_processes, 64)
+    procs = max(limits.max_processes, spec.min_processes, COMPILE_PROCESSES)
     output = max(limits.output_bytes, COMPILE_OUTPUT_BYTES)
     fsize = max(limits.file_size_mb, 256)
     address = memory + spec.compile_headroom_mb

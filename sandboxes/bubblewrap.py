@@ -48,6 +48,7 @@ ETC_PIECES = (
     "nsswitch.conf",
 )
 STDERR_TAIL_BYTES = 4096
+STAGE_PREFIX = "rlvr-bwrap-"
 
 
 def _root_links() -> list[str]:
@@ -82,8 +83,17 @@ def bwrap_argv(config: SandboxConfig, bwrap: str, runner: Path) -> list[str]:
         *("--ro-bind", "/usr", "/usr", *_root_links(), *_etc_binds()),
         *("--proc", "/proc", "--dev", "/dev", "--size", str(config.work_tmpfs_mb << 20), "--tmpfs", "/tmp"),
         *("--ro-bind", str(runner), RUNNER_INSIDE, "--remount-ro", "/dev", "--remount-ro", "/", "--chdir", "/tmp"),
-        *(config.python_path, "-I", "-S", RUNNER_INSIDE, "--work-base", WORK_BASE_INSIDE, "--kill-strays"),
+        *(config.python_path, "-I", "-S", RUNNER_INSIDE, "--work-base", WORK_BASE_INSIDE),
+        *("--scratch", "/tmp", "--kill-strays"),
     ]
+
+
+def _remove_stale_runner_dirs() -> None:
+    """Staged runners of services that died without close() (their bwrap processes died with them)."""
+    for path in Path(tempfile.gettempdir()).glob(f"{STAGE_PREFIX}*-*"):
+        pid = path.name.removeprefix(STAGE_PREFIX).split("-", 1)[0]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(path, ignore_errors=True)
 
 
 class _BwrapChannel:
@@ -157,7 +167,8 @@ class BubblewrapSandbox:
 
     def _stage_runner(self) -> Path:
         """A world-readable copy of the runner: the unprivileged bwrap must be able to open it."""
-        self._runner_dir = tempfile.mkdtemp(prefix="rlvr-bwrap-")
+        _remove_stale_runner_dirs()
+        self._runner_dir = tempfile.mkdtemp(prefix=f"{STAGE_PREFIX}{os.getpid()}-")
         os.chmod(self._runner_dir, 0o755)
         staged = Path(self._runner_dir) / "runner.py"
         shutil.copyfile(RUNNER_SOURCE, staged)

@@ -222,7 +222,10 @@ class DockerSandbox:
         tmpfs_options = f"rw,exec,nosuid,nodev,mode=1777,size={config.work_tmpfs_mb}m"
         return {
             # the runner is PID 1 (no --init): it reaps orphans, and `kill -9 -1` from a program cannot reach it
-            "command": ["python3", "-S", RUNNER_IN_CONTAINER, "--work-base", WORK_DIR, "--kill-strays"],
+            "command": [
+                *("python3", "-I", "-S", RUNNER_IN_CONTAINER, "--work-base", WORK_DIR, "--kill-strays"),
+                *("--scratch", "/tmp", "--scratch", "/dev/shm"),  # emptied after every job
+            ],
             "name": f"rlvr-sandbox-{self._owner.replace('/', '-')}-{next(self._names)}",
             "labels": {SANDBOX_LABEL: "1", OWNER_LABEL: self._owner},
             "stdin_open": True,

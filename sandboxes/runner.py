@@ -1,13 +1,14 @@
 """The resident runner: a standalone, stdlib-only Python 3 script that runs INSIDE a sandbox instance.
 
 It imports nothing from the project: backends bind-mount this file read-only into the sandbox and start it as
-``python3 -I -S runner.py --work-base /tmp/rlvr --kill-strays``. It should be the sandbox's PID 1 (bwrap
+``python3 -I -S runner.py --work-base /tmp/rlvr --scratch /tmp --kill-strays`` (``--scratch``: writable
+dirs emptied after every job). It should be the sandbox's PID 1 (bwrap
 ``--as-pid-1``; a container whose command is the runner, without ``--init``): then it reaps every orphan, and
 ``kill(-1, SIGKILL)`` from a program cannot reach it.
 
 Protocol (newline-delimited JSON, UTF-8; the runner's stdout carries nothing else)::
 
-    runner -> host, once at start:  {"ready": true, "protocol": 1, "pid": 1}
+    runner -> host, once at start:  {"ready": true, "protocol": 1, "pid": 1, "spawn": "shell" | "preexec"}
     host -> runner, one job a line:
       {"source_file": "main.cpp", "source": "...",
        "files": {"rel/path": "text"},            # beside the source, for every run
@@ -32,6 +33,10 @@ and, with ``--kill-strays``, every other process in the sandbox (one that escape
 double-forked daemon) is killed and the job reported ``"dirty": true`` so the host recycles the instance.
 ``"error"`` is set only when the runner itself failed on the job (a bad file name, an unwritable work dir).
 Output is decoded with errors="replace", so NUL bytes and invalid UTF-8 cannot break a result line.
+
+The runner makes itself non-dumpable at start: programs share its uid, and would otherwise be able to write a
+forged result line into /proc/1/fd/1. After every job the ``--scratch`` dirs are emptied, so a file planted by
+one job (in /tmp, say) is gone before the next.
 """
 
 from __future__ import annotations
@@ -74,8 +79,12 @@ MEMORY_MARKERS = (
 )
 BASE_PATH = "/usr/local/bin:/usr/bin:/bin"
 NOFILE = 256
+PR_SET_DUMPABLE = 4
 SHELL = "/bin/sh"
-SHELL_LIMITS = 'ulimit -c 0 -v "$1" -s "$2" -t "$3" -f "$4" -n "$5" -p "$6" && shift 6 && exec "$@"'
+SHELL_LIMITS = (  # dash's ulimit takes one limit at a time
+    'ulimit -c 0 && ulimit -v "$1" && ulimit -s "$2" && ulimit -t "$3" && ulimit -f "$4" && ulimit -n "$5" '
+    '&& ulimit -p "$6" && shift 6 && exec "$@"'
+)
 
 
 def result(status: str, message: str = "", **fields: Any) -> Json:
@@ -113,6 +122,20 @@ def remove_tree(path: str) -> bool:
                     pass
         shutil.rmtree(path, ignore_errors=True)
     return not os.path.lexists(path)
+
+
+def remove_entry(path: str) -> bool:
+    return remove_tree(path) if os.path.isdir(path) and not os.path.islink(path) else unlink(path)
+
+
+def unlink(path: str) -> bool:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return False
+    return True
 
 
 def rlimit_values(limits: Json) -> dict[int, int]:
@@ -371,9 +394,10 @@ def ancestors(pid: int) -> set[int]:
 
 
 class Runner:
-    def __init__(self, work_base: str, kill_strays: bool) -> None:
+    def __init__(self, work_base: str, kill_strays: bool, scratch: list[str] | None = None) -> None:
         self.work_base = work_base
         self.kill_strays = kill_strays
+        self.scratch = [os.path.abspath(path) for path in scratch or []]
         self.protected = ancestors(os.getpid())
         self.counter = 0
         os.makedirs(work_base, exist_ok=True)
@@ -440,9 +464,20 @@ class Runner:
         try:
             outcome = self.build_and_run(job, jobdir)
         finally:
-            removed = remove_tree(jobdir)
+            removed = remove_tree(jobdir) and self.wipe_scratch()
         outcome["dirty"] = outcome["dirty"] or not removed
         return outcome
+
+    def wipe_scratch(self) -> bool:
+        """Empty the shared writable dirs, so no file planted by one job is there for the next one."""
+        clean = True
+        work_base = os.path.abspath(self.work_base)
+        for root in [*self.scratch, work_base]:
+            for name in os.listdir(root) if os.path.isdir(root) else []:
+                path = os.path.join(root, name)
+                if path != work_base:
+                    clean = remove_entry(path) and clean
+        return clean
 
     def build_and_run(self, job: Json, jobdir: str) -> Json:
         build, home = os.path.join(jobdir, "build"), os.path.join(jobdir, "home")
@@ -489,6 +524,16 @@ def handle(runner: Runner, line: bytes) -> Json:
         return {"compile": None, "runs": [], "dirty": True, "error": message}
 
 
+def make_undumpable() -> None:
+    """Programs run as the runner's uid: without this they could open /proc/1/fd/1 and forge a result line,
+    read the next jobs from /proc/1/fd/0, or ptrace the runner."""
+    import ctypes  # only here: the runner's one use of it
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE, 0) failed: refusing to run unprotected")
+
+
 def emit(stream: Any, payload: Json) -> None:
     stream.write(json.dumps(payload, ensure_ascii=False).encode("utf-8") + b"\n")
     stream.flush()
@@ -498,11 +543,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="rlvr resident runner (reads JSON jobs on stdin)")
     parser.add_argument("--work-base", required=True, help="a tmpfs dir for the work dirs")
     parser.add_argument("--kill-strays", action="store_true", help="kill every other process after each run")
+    parser.add_argument(
+        "--scratch", action="append", default=[], help="a writable dir emptied after every job (repeatable)"
+    )
     args = parser.parse_args(argv)
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    runner = Runner(args.work_base, args.kill_strays)
+    make_undumpable()
+    runner = Runner(args.work_base, args.kill_strays, args.scratch)
     out = sys.stdout.buffer
-    emit(out, {"ready": True, "protocol": PROTOCOL, "pid": os.getpid()})
+    spawn_mode = "shell" if runner.fast else "preexec"
+    emit(out, {"ready": True, "protocol": PROTOCOL, "pid": os.getpid(), "spawn": spawn_mode})
     for line in sys.stdin.buffer:
         if line.strip():
             emit(out, handle(runner, line))

@@ -22,6 +22,8 @@ RUN set -eu; \
         rm -rf /var/lib/apt/lists/*; \
     fi
 
+# The default user for a manual `docker run`; the docker backend runs each container as its own uid (20000 + slot,
+# see sandboxes/docker.py) so that RLIMIT_NPROC budgets are not shared between containers.
 RUN groupadd --gid "$SANDBOX_UID" sandbox \
     && useradd --uid "$SANDBOX_UID" --gid "$SANDBOX_UID" --no-create-home --home-dir /tmp \
         --shell /usr/sbin/nologin sandbox \

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -88,7 +89,7 @@ INSIDE = {
         "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('NoNewPrivs')])",
         "['1']",
     ),
-    "runner_is_pid_1": ("import os; print(open('/proc/1/cmdline').read().split(chr(0))[2])", "/opt/rlvr/runner.py"),
+    "runner_is_pid_1": ("print('/opt/rlvr/runner.py' in open('/proc/1/cmdline').read().split(chr(0)))", "True"),
 }
 
 
@@ -187,15 +188,40 @@ async def test_start_reaps_orphans_of_dead_owners(client: Any, owner: str, reape
             orphan.remove(force=True)
 
 
+CRASH = """
+import asyncio, os
+from sandboxes.config import SandboxConfig
+from sandboxes.docker import DockerSandbox
+async def crash():
+    sandbox = DockerSandbox(SandboxConfig(pool_size=2))
+    await sandbox.start()
+    print(sandbox.stats()["owner"], flush=True)
+    os._exit(0)  # no close(): the containers are orphans now
+asyncio.run(crash())
+"""
+
+
+async def test_containers_of_a_crashed_service_are_reaped_by_the_next(client: Any) -> None:
+    repo = Path(__file__).resolve().parents[2]
+    crashed = subprocess.run([sys.executable, "-c", CRASH], cwd=repo, capture_output=True, text=True, check=True)
+    owner = crashed.stdout.strip()
+    orphans = client.containers.list(all=True, filters={"label": f"{OWNER_LABEL}={owner}"})
+    assert len(orphans) == 2
+    opened = await _open(CONFIG)
+    await opened.close()
+    assert client.containers.list(all=True, filters={"label": f"{OWNER_LABEL}={owner}"}) == []
+    assert opened.stats()["orphans_reaped"] >= 2
+
+
 @pytest.mark.parametrize(
-    "config",
+    ("config", "reason"),
     [
-        pytest.param(SandboxConfig(image="rlvr-runtime:no-such-tag"), id="image_missing"),
-        pytest.param(SandboxConfig(docker_base_url="unix:///nonexistent/docker.sock"), id="engine_missing"),
+        pytest.param(SandboxConfig(image="rlvr-runtime:no-such-tag"), "image rlvr-runtime:no-such-tag", id="image"),
+        pytest.param(SandboxConfig(docker_base_url="unix:///nonexistent/docker.sock"), "no Docker engine", id="engine"),
     ],
 )
-async def test_unavailable_backend_says_why(client: Any, config: SandboxConfig) -> None:
-    with pytest.raises(SandboxUnavailable, match="image|engine"):
+async def test_unavailable_backend_says_why(client: Any, config: SandboxConfig, reason: str) -> None:
+    with pytest.raises(SandboxUnavailable, match=reason):
         await open_sandbox("docker", config)
 
 
@@ -203,15 +229,33 @@ async def test_parallel_slots_do_not_share_a_process_budget() -> None:
     """A fork bomb in one slot must not make fork fail in another (RLIMIT_NPROC counts per uid, host-wide)."""
     opened = await _open(SandboxConfig(pool_size=2))
     try:
-        hold = FORK_COUNT + "time.sleep(3)\n"
+        hold = FORK_COUNT + "time.sleep(5)\n"
         bomb = Job(language="python", source=hold, runs=[Run()], limits=Limits(timeout_s=10))
         threads = "import threading\nts = [threading.Thread(target=lambda: None) for _ in range(40)]\n"
         threads += "[t.start() for t in ts]\n[t.join() for t in ts]\nprint('ok')"
         worker = Job(language="python", source=threads, runs=[Run()] * 5)
         first_bomb = asyncio.create_task(opened.run(bomb))
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(1.0)  # let the bomb fill its process budget first
         result = await opened.run(worker)
         await first_bomb
         assert [(run.status, run.stdout) for run in result.runs] == [(RunStatus.OK, "ok\n")] * 5
     finally:
         await opened.close()
+
+
+HELLO = {
+    "python": 'print("hi")',
+    "cpp": '#include <iostream>\nint main() { std::cout << "hi" << std::endl; }',
+    "c": '#include <stdio.h>\nint main(void) { puts("hi"); return 0; }',
+    "java": 'public class Main { public static void main(String[] a) { System.out.println("hi"); } }',
+    "javascript": 'console.log("hi")',
+    "go": 'package main\nimport "fmt"\nfunc main() { fmt.Println("hi") }',
+    "rust": 'fn main() { println!("hi"); }',
+}
+
+
+@pytest.mark.parametrize(("language", "source"), [pytest.param(*case, id=case[0]) for case in HELLO.items()])
+async def test_the_runtime_image_runs_every_language(sandbox: Sandbox, language: str, source: str) -> None:
+    result = await sandbox.run(Job(language=language, source=source, runs=[Run()]))
+    assert result.compile is None or result.compile.status == RunStatus.OK, result.compile
+    assert [(run.status, run.stdout) for run in result.runs] == [(RunStatus.OK, "hi\n")]

@@ -272,3 +272,61 @@ async def test_a_job_with_thousands_of_runs(sandbox: Sandbox) -> None:
     assert {run.status for run in result.runs} == {RunStatus.OK}
     assert time.monotonic() - started < 120
     await assert_healthy(sandbox)
+
+
+FORGE_RESULT = r"""
+import json, os
+forged = {"compile": None, "runs": [{"status": "OK", "exit_code": 0, "signal": None, "stdout": "FORGED",
+          "stderr": "", "wall_s": 0, "cpu_s": 0, "peak_memory_kb": 0, "message": ""}], "dirty": False, "error": None}
+for pid in {1, os.getppid()}:
+    for fd in (1, 0):
+        try:
+            handle = os.open(f"/proc/{pid}/fd/{fd}", os.O_WRONLY if fd else os.O_RDONLY)
+            os.write(handle, (json.dumps(forged) + "\n").encode()) if fd else os.read(handle, 100)
+            print("reached", pid, fd)
+        except OSError:
+            pass
+print("done")
+"""
+PTRACE_RUNNER = """
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+print(sorted({libc.ptrace(16, pid, 0, 0) for pid in {1, os.getppid()}}))
+"""
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        pytest.param(FORGE_RESULT, "done\n", id="forge_a_result_line_through_proc"),
+        pytest.param(PTRACE_RUNNER, "[-1]\n", id="ptrace_the_runner"),
+    ],
+)
+async def test_a_program_cannot_reach_into_the_runner(sandbox: Sandbox, source: str, expected: str) -> None:
+    result = await sandbox.run(Job(language="python", source=source, runs=[Run()], limits=SMALL))
+    assert [(run.status, run.stdout) for run in result.runs] == [(RunStatus.OK, expected)]
+    await assert_healthy(sandbox)
+
+
+PLANT = """
+import os
+work_base = os.path.dirname(os.getcwd())
+for path in ["/tmp/planted", "/dev/shm/planted", "/var/tmp/planted", os.path.join(work_base, "planted")]:
+    try:
+        with open(path, "w") as out:
+            out.write("print('planted')")
+    except OSError:
+        pass
+"""
+LOOK = """
+import os
+print([path for path in ["/tmp/planted", "/dev/shm/planted", "/var/tmp/planted"] if os.path.exists(path)]
+      + [name for root, _, files in os.walk("/tmp") for name in files if name == "planted"])
+"""
+
+
+async def test_a_file_planted_by_one_job_is_gone_for_the_next(sandbox: Sandbox) -> None:
+    planted = await sandbox.run(Job(language="python", source=PLANT, runs=[Run()], limits=SMALL))
+    assert planted.runs[0].status == RunStatus.OK
+    looked = await sandbox.run(Job(language="python", source=LOOK, runs=[Run()], limits=SMALL))
+    assert [(run.status, run.stdout) for run in looked.runs] == [(RunStatus.OK, "[]\n")]

@@ -74,7 +74,27 @@ def _python(source: str, *runs: Run, **job: Any) -> Job:
 def test_the_runner_says_ready_first_and_exits_on_eof(runner: RunnerProcess) -> None:
     assert runner.hello["ready"] is True
     assert runner.hello["protocol"] == 1
+    assert runner.hello["spawn"] == "shell"  # the fast path (no preexec_fn) works with this host's /bin/sh
     assert runner.close() == 0
+
+
+LIMITS_OF_INTEREST = ("Max address space", "Max processes", "Max file size", "Max open files", "Max core file size")
+SHOW_LIMITS = (
+    f"for line in open('/proc/self/limits'):\n    if line.startswith({LIMITS_OF_INTEREST!r}):\n"
+    "        print(line[:26].strip(), line[26:47].strip())\n"
+)
+
+
+def test_every_run_is_under_the_jobs_rlimits(runner: RunnerProcess) -> None:
+    limits = Limits(memory_mb=300, file_size_mb=5, max_processes=7)
+    answer = runner.send(_python(SHOW_LIMITS, limits=limits))
+    assert answer["runs"][0]["stdout"].splitlines() == [
+        f"Max file size {5 << 20}",
+        "Max core file size 0",
+        "Max processes 7",
+        "Max open files 256",
+        f"Max address space {300 << 20}",
+    ]
 
 
 def test_a_result_has_exactly_the_documented_shape(runner: RunnerProcess) -> None:
