@@ -2,7 +2,7 @@
 
     python -m bench.bench_math [--distinct 400] [--prompts 64 --group 16] [--workers N]
 
-(a) in-process, one item at a time: ``verify(parse(reference), parse(completion))`` with math-verify defaults;
+(a) in-process, one item at a time: ``verify(parse(f"${reference}$"), parse(completion))`` with math-verify defaults;
 (b) the service started as a user starts it (``rlvr serve``, default workers), driven with ``RewardClient``.
 Both sides score the same items in the same run; the table prints items per second and the ratio (b)/(a).
 It also scores the math-verify suite through the service and reports each process's resident memory.
@@ -35,7 +35,8 @@ def in_process(pairs: Sequence[tuple[str, str]]) -> tuple[float, list[bool]]:
     from math_verify import parse, verify
 
     started = time.perf_counter()
-    verdicts = [bool(verify(parse(reference), parse(completion))) for completion, reference in pairs]
+    # References are bare LaTeX; plain math-verify needs them in $...$ (unwrapped, it reads "3i+2" as 3).
+    verdicts = [bool(verify(parse(f"${reference}$"), parse(completion))) for completion, reference in pairs]
     return time.perf_counter() - started, verdicts
 
 

@@ -75,7 +75,8 @@ def _containers_of(owner: str) -> list[str]:
 
     client = docker.from_env()
     try:
-        return [c.name for c in client.containers.list(all=True, filters={"label": f"rlvr.owner={owner}"})]
+        # the low-level call: containers.list() inspects each one and races with their removal
+        return [c["Id"] for c in client.api.containers(all=True, filters={"label": f"rlvr.owner={owner}"})]
     finally:
         client.close()
 
