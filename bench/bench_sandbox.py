@@ -253,12 +253,12 @@ def report(workload: str, results: dict[str, Measurement], units: dict[str, int]
         print(f"{name:<10} {units[key]:>5} {result.median_ms:>10.1f} {result.p90_ms:>9.1f} {result.throughput:>9.2f}")
     pairs = [("d", "a", "d/a (cost of our isolation)"), ("b", "d", "b/d (our speed-up over docker run)")]
     pairs += [("c", "d", "c/d (our speed-up over docker exec)"), ("e", "a", "e/a (cost of bwrap isolation)")]
-    print(f"{'ratio':<38} {'latency':>9} {'1/throughput':>13}")
+    print(f"{'ratio x/y (>1: x is slower than y)':<38} {'latency':>9} {'throughput':>11}")
     for slow, fast, label in pairs:
         if slow in results and fast in results:
             latency = _ratio(results[slow].median_ms, results[fast].median_ms)
             inverse = _ratio(results[fast].throughput, results[slow].throughput)
-            print(f"{label:<38} {latency:>9} {inverse:>13}")
+            print(f"{label:<38} {latency:>9} {inverse:>11}")
 
 
 async def main() -> None:

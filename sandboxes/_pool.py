@@ -287,7 +287,10 @@ class SlotPool:
     async def _destroy(self, slot: _Slot) -> None:
         self._all.discard(slot)
         self._live -= 1
-        await slot.channel.destroy()
+        try:
+            await slot.channel.destroy()
+        except Exception as exc:  # a failed teardown must not stop the replacement
+            logger.warning("%s: destroying a sandbox failed: %s", self.backend, exc)
 
     async def _recycle(self, slot: _Slot) -> None:
         await self._destroy(slot)
@@ -297,7 +300,7 @@ class SlotPool:
                 return
             try:
                 channel = await self._open_channel()
-            except (SandboxError, OSError, TimeoutError, ValueError) as exc:
+            except Exception as exc:  # whatever kept it from starting: retry, then give the slot up
                 logger.warning("%s: starting a sandbox failed (attempt %d): %s", self.backend, attempt + 1, exc)
                 await asyncio.sleep(delay)
                 delay *= 2
@@ -332,7 +335,7 @@ class SlotPool:
             "backend": self.backend,
             "size": self._config.pool_size,
             "live": self._live,
-            "idle": self._idle.qsize(),
+            "idle": max(0, self._idle.qsize() - (self._closed or self._dead_reason is not None)),
             "busy": self._busy,
             "queue_depth": self._waiting,
             "jobs": self._counts["jobs"],

@@ -23,6 +23,7 @@ __all__ = ["OWNER_LABEL", "SANDBOX_LABEL", "Owner", "current_owner", "reap_orpha
 
 SANDBOX_LABEL = "rlvr.sandbox"
 OWNER_LABEL = "rlvr.owner"
+CONFLICT = 409  # the engine's answer when a removal of the same container is already in progress
 
 
 @dataclass(frozen=True)
@@ -76,5 +77,9 @@ def reap_orphans(client: Any) -> int:
             container.remove(force=True)
         except docker.errors.NotFound:
             continue  # removed by someone else meanwhile
+        except docker.errors.APIError as exc:
+            if exc.status_code == CONFLICT:
+                continue  # another reaper is removing it right now
+            raise
         removed += 1
     return removed

@@ -1,11 +1,12 @@
 """The docker backend: a warm pool of locked-down containers, each with one resident runner.
 
 Each slot of the pool (``SlotPool``) is a container from the runtime image (``sandboxes/images/build.sh``) with
-no network, a read-only root, size-capped tmpfs mounts for work dirs and /tmp, a non-root user, no
-capabilities, no-new-privileges, pids / memory (no swap) / CPU caps and an init process. The runner script is
-bind-mounted read-only and started as the container's command; jobs go to its stdin and results come back on
-its stdout, both over the container's attach socket (stdout and stderr arrive multiplexed in 8-byte-header
-frames, since there is no TTY). The docker SDK is blocking: its calls run in a dedicated thread pool.
+no network, a read-only root, size-capped tmpfs mounts for work dirs and /tmp, a non-root uid of its own, no
+capabilities, no-new-privileges, the default seccomp profile, and pids / memory (no swap) / CPU caps. The
+runner script is bind-mounted read-only and is the container's command and PID 1 (no docker-init: as PID 1 it
+reaps orphans and survives a program's ``kill -9 -1``); jobs go to its stdin and results come back on its
+stdout, both over the container's attach socket (stdout and stderr arrive multiplexed in 8-byte-header frames,
+since there is no TTY). The docker SDK is blocking: its calls run in a dedicated thread pool.
 
 Containers carry ``rlvr.sandbox=1`` and ``rlvr.owner`` labels; orphans of a dead owner are reaped at start and
 periodically (``sandboxes._reaper``).
@@ -17,6 +18,7 @@ import asyncio
 import contextlib
 import functools
 import itertools
+import logging
 import os
 import shlex
 import socket
@@ -30,12 +32,14 @@ import docker
 import docker.errors
 
 from sandboxes._pool import SlotPool
-from sandboxes._reaper import OWNER_LABEL, SANDBOX_LABEL, current_owner, reap_orphans
+from sandboxes._reaper import CONFLICT, OWNER_LABEL, SANDBOX_LABEL, current_owner, reap_orphans
 from sandboxes.base import Job, JobResult, SandboxError, SandboxUnavailable
 from sandboxes.config import SandboxConfig
 from sandboxes.languages import LANGUAGES, available_languages
 
 __all__ = ["DockerSandbox"]
+
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -261,8 +265,13 @@ class DockerSandbox:
         self._client.api.start(container_id)
 
     def _remove_container(self, container_id: str) -> None:
-        with contextlib.suppress(docker.errors.NotFound):
+        try:
             self._client.api.remove_container(container_id, force=True)
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError as exc:
+            if exc.status_code != CONFLICT:  # a conflict: its removal is already in progress
+                raise
 
     def _remove_own_containers(self) -> None:
         filters = {"label": f"{OWNER_LABEL}={self._owner}"}
@@ -290,7 +299,10 @@ class DockerSandbox:
             raise SandboxError(f"could not start a sandbox container: {exc}", backend=self.name) from exc
 
         async def on_destroy() -> None:
-            await self._call(self._remove_container, container_id)
+            try:
+                await self._call(self._remove_container, container_id)
+            except (docker.errors.DockerException, OSError) as exc:  # the reaper gets it later
+                logger.warning("docker: could not remove container %s: %s", container_id[:12], exc)
             self._uids_in_use.discard(uid)
 
         try:

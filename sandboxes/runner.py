@@ -22,17 +22,20 @@ Protocol (newline-delimited JSON, UTF-8; the runner's stdout carries nothing els
          "file_size_mb": 64, "max_processes": 64, "stack_mb": 256}
     runner -> host, one result a line:
       {"compile": R | null, "runs": [R, ...], "dirty": false, "error": null}
+      (compile is null for interpreted languages; a compile that is not OK has status CE and no runs follow;
+      with stop_on_first_failure the runs after the first non-OK one are absent)
     R = {"status": "OK|TLE|MLE|OLE|RE|CE|SANDBOX_ERROR", "exit_code": int|null, "signal": int|null,
          "stdout": str, "stderr": str, "wall_s": float, "cpu_s": float, "peak_memory_kb": int, "message": str}
 
 For each job: a fresh dir under the work base holds the source and files; the compile (if any) runs there once;
-every run gets a fresh copy of that dir, a new session / process group, rlimits (AS, CPU, FSIZE, NPROC,
-NOFILE, STACK, CORE=0), a hard wall clock (SIGKILL to the whole group), and its stdin / stdout / stderr pumped
-through one epoll loop with a byte cap per stream (past it: SIGKILL, OLE). After each run the group is killed
-and, with ``--kill-strays``, every other process in the sandbox (one that escaped the group, e.g. a
+every run gets a fresh copy of that dir, a new session / process group, rlimits (AS, CPU, FSIZE, NPROC, NOFILE,
+STACK, CORE=0; set by ``/bin/sh -c 'ulimit ...; exec'`` so the spawn can use vfork, or by a ``preexec_fn`` where the
+shell cannot: "spawn" in the ready line says which), a hard wall clock (SIGKILL to the whole group), and its stdin /
+stdout / stderr pumped through one epoll loop with a byte cap per stream (past it: SIGKILL, OLE). After each run the
+group is killed and, with ``--kill-strays``, every other process in the sandbox (one that escaped the group, e.g. a
 double-forked daemon) is killed and the job reported ``"dirty": true`` so the host recycles the instance.
-``"error"`` is set only when the runner itself failed on the job (a bad file name, an unwritable work dir).
-Output is decoded with errors="replace", so NUL bytes and invalid UTF-8 cannot break a result line.
+``"error"`` is set only when the runner itself failed on the job (a bad file name, an unwritable work dir). Output
+is decoded with errors="replace", so NUL bytes and invalid UTF-8 cannot break a result line.
 
 The runner makes itself non-dumpable at start: programs share its uid, and would otherwise be able to write a
 forged result line into /proc/1/fd/1. After every job the ``--scratch`` dirs are emptied, so a file planted by

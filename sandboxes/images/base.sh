@@ -35,14 +35,25 @@ if [ "$(existing_hash)" = "$RECIPE_HASH" ]; then
 fi
 
 ROOT="$(mktemp -d /var/tmp/rlvr-base.XXXXXX)"
+LOG="$ROOT.log"
 cleanup() {
     for mnt in proc sys dev/pts dev; do umount -l "$ROOT/$mnt" 2>/dev/null || true; done
     rm -rf --one-file-system "$ROOT"
+    rm -f "$LOG"
 }
 trap cleanup EXIT
 
+# apt and dpkg are chatty (warnings about the _apt sandbox user, debconf): show their output only on failure
+quiet() {
+    if ! "$@" >>"$LOG" 2>&1; then
+        tail -n 40 "$LOG" >&2
+        echo "base.sh: failed: $*" >&2
+        exit 1
+    fi
+}
+
 echo "base.sh: debootstrap $SUITE from $MIRROR into $ROOT"
-debootstrap --variant=minbase "$SUITE" "$ROOT" "$MIRROR" >/dev/null
+quiet debootstrap --variant=minbase "$SUITE" "$ROOT" "$MIRROR"
 
 # apt in the chroot uses the same mirror; no docs, man pages or locales (the image only runs programs).
 echo "deb $MIRROR $SUITE main" > "$ROOT/etc/apt/sources.list"
@@ -56,11 +67,11 @@ CFG
 mount -t proc proc "$ROOT/proc"
 mount --bind /dev "$ROOT/dev"
 echo "base.sh: installing $PACKAGES"
-chroot "$ROOT" /usr/bin/env DEBIAN_FRONTEND=noninteractive apt-get -qq update
+quiet chroot "$ROOT" /usr/bin/env DEBIAN_FRONTEND=noninteractive apt-get -q update
 # shellcheck disable=SC2086  # PACKAGES is a word list on purpose
-chroot "$ROOT" /usr/bin/env DEBIAN_FRONTEND=noninteractive \
-    apt-get -qq install -y --no-install-recommends $PACKAGES >/dev/null
-chroot "$ROOT" apt-get clean
+quiet chroot "$ROOT" /usr/bin/env DEBIAN_FRONTEND=noninteractive \
+    apt-get -q install -y --no-install-recommends $PACKAGES
+quiet chroot "$ROOT" apt-get clean
 umount -l "$ROOT/dev" "$ROOT/proc"
 rm -rf "$ROOT"/var/lib/apt/lists/* "$ROOT"/var/cache/apt/* "$ROOT"/var/log/* "$ROOT"/tmp/* "$ROOT"/root/.cache
 
