@@ -20,6 +20,7 @@ import functools
 import itertools
 import logging
 import os
+import secrets
 import shlex
 import socket
 import struct
@@ -125,6 +126,7 @@ class DockerSandbox:
         self._pool: SlotPool | None = None
         self._reaper: asyncio.Task[None] | None = None
         self._names = itertools.count()
+        self._instance = secrets.token_hex(3)  # several sandboxes in one process must not share container names
         self._uids_in_use: set[int] = set()
         self._reaped = 0
 
@@ -230,7 +232,7 @@ class DockerSandbox:
                 *("python3", "-I", "-S", RUNNER_IN_CONTAINER, "--work-base", WORK_DIR, "--kill-strays"),
                 *("--scratch", "/tmp", "--scratch", "/dev/shm"),  # emptied after every job
             ],
-            "name": f"rlvr-sandbox-{self._owner.replace('/', '-')}-{next(self._names)}",
+            "name": f"rlvr-sandbox-{self._owner.replace('/', '-')}-{self._instance}-{next(self._names)}",
             "labels": {SANDBOX_LABEL: "1", OWNER_LABEL: self._owner},
             "stdin_open": True,
             "tty": False,
