@@ -38,7 +38,7 @@ from sandboxes.base import Job, JobResult, SandboxError, SandboxUnavailable
 from sandboxes.config import SandboxConfig
 from sandboxes.languages import LANGUAGES, available_languages
 
-__all__ = ["DockerSandbox"]
+__all__ = ["DockerSandbox", "connect_engine"]
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +111,35 @@ class _AttachChannel:
         with contextlib.suppress(ConnectionError, OSError):
             await self._writer.wait_closed()
         await self._on_destroy()
+
+
+def connect_engine(base_url: str | None = None) -> Any:
+    """A Docker SDK client that answered a ping; SandboxUnavailable (and no leaked socket) otherwise."""
+    url = base_url or os.environ.get("DOCKER_HOST") or DEFAULT_ENGINE_URL
+    if url.startswith("unix://"):
+        # checked first: the SDK leaks its socket when it cannot connect at all
+        _probe_unix_socket(url.removeprefix("unix://"), DockerSandbox.name)
+    try:
+        client = docker.DockerClient(base_url=base_url) if base_url else docker.from_env()
+    except docker.errors.DockerException as exc:
+        raise SandboxUnavailable(f"no Docker engine configured: {exc}", backend=DockerSandbox.name) from exc
+    try:
+        client.ping()
+    except (docker.errors.DockerException, OSError) as exc:  # requests' errors are OSErrors
+        client.close()
+        raise SandboxUnavailable(f"no Docker engine reachable: {exc}", backend=DockerSandbox.name) from exc
+    return client
+
+
+def _probe_unix_socket(path: str, backend: str) -> None:
+    if not os.path.exists(path):
+        raise SandboxUnavailable(f"no Docker engine reachable: {path} does not exist", backend=backend)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(5)
+        try:
+            probe.connect(path)
+        except OSError as exc:
+            raise SandboxUnavailable(f"no Docker engine answers on {path}: {exc}", backend=backend) from exc
 
 
 class DockerSandbox:
@@ -186,21 +215,7 @@ class DockerSandbox:
         return await asyncio.get_running_loop().run_in_executor(self._executor, functools.partial(fn, *args))
 
     def _connect(self) -> Any:
-        base_url = self.config.docker_base_url or os.environ.get("DOCKER_HOST") or DEFAULT_ENGINE_URL
-        socket_path = base_url.removeprefix("unix://")
-        if base_url.startswith("unix://") and not os.path.exists(socket_path):
-            # checked first: the SDK leaks its socket when it cannot connect at all
-            raise SandboxUnavailable(f"no Docker engine reachable: {socket_path} does not exist", backend=self.name)
-        try:
-            client = docker.DockerClient(base_url=base_url) if self.config.docker_base_url else docker.from_env()
-        except docker.errors.DockerException as exc:
-            raise SandboxUnavailable(f"no Docker engine configured: {exc}", backend=self.name) from exc
-        try:
-            client.ping()
-        except (docker.errors.DockerException, OSError) as exc:  # requests' errors are OSErrors
-            client.close()
-            raise SandboxUnavailable(f"no Docker engine reachable: {exc}", backend=self.name) from exc
-        return client
+        return connect_engine(self.config.docker_base_url)
 
     def _check_image(self) -> None:
         try:

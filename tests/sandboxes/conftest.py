@@ -35,16 +35,24 @@ TEST_CONFIG = SandboxConfig(
 )
 
 
+# Processes that already ran when a sandbox was opened (another suite's session service, a module-scoped
+# sandbox): only what appeared after it is this sandbox's to clean up.
+_BASELINES: dict[int, set[int]] = {}
+
+
 async def open_or_skip(backend: str, config: SandboxConfig = TEST_CONFIG) -> Sandbox:
+    before = set(_descendants(os.getpid()))
     try:
-        return await open_sandbox(backend, config)
+        opened = await open_sandbox(backend, config)
     except SandboxUnavailable as exc:
         missing_backend(f"the {backend} sandbox is not available: {exc}")
         raise
+    _BASELINES[id(opened)] = before
+    return opened
 
 
-def _descendants(root: int) -> list[str]:
-    """Command lines of every live process below ``root`` (zombies excluded)."""
+def _descendants(root: int) -> dict[int, str]:
+    """Command lines of every live process below ``root`` (zombies excluded), by pid."""
     children: dict[int, list[int]] = {}
     for name in os.listdir("/proc"):
         if not name.isdigit():
@@ -61,7 +69,7 @@ def _descendants(root: int) -> list[str]:
         pid = stack.pop()
         found.append(pid)
         stack.extend(children.get(pid, []))
-    return [_cmdline(pid) for pid in found]
+    return {pid: _cmdline(pid) for pid in found}
 
 
 def _cmdline(pid: int) -> str:
@@ -73,9 +81,9 @@ def _cmdline(pid: int) -> str:
 
 
 def _containers_of(owner: str) -> list[str]:
-    import docker  # the docker SDK is an optional dependency: only the docker leg needs it
+    from sandboxes.docker import connect_engine
 
-    client = docker.from_env()
+    client = connect_engine()
     try:
         # the low-level call: containers.list() inspects each one and races with their removal
         return [c["Id"] for c in client.api.containers(all=True, filters={"label": f"rlvr.owner={owner}"})]
@@ -85,8 +93,10 @@ def _containers_of(owner: str) -> list[str]:
 
 async def close_and_check_clean(sandbox: Sandbox) -> None:
     stats: dict[str, Any] = sandbox.stats() if hasattr(sandbox, "stats") else {}
+    before = _BASELINES.pop(id(sandbox), set())
     await sandbox.close()
-    leftovers = [cmd for cmd in _descendants(os.getpid()) if any(mark in cmd for mark in SANDBOX_MARKS)]
+    now = _descendants(os.getpid())
+    leftovers = [cmd for pid, cmd in now.items() if pid not in before and any(m in cmd for m in SANDBOX_MARKS)]
     assert leftovers == [], "processes left behind after close()"
     if sandbox.name == "docker" and stats.get("owner"):
         assert _containers_of(str(stats["owner"])) == [], "containers left behind after close()"

@@ -14,14 +14,12 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import docker
-import docker.errors
 import pytest
 
 from sandboxes._reaper import OWNER_LABEL, SANDBOX_LABEL
 from sandboxes.base import Job, Limits, Run, RunStatus, Sandbox, SandboxUnavailable
 from sandboxes.config import SandboxConfig
-from sandboxes.docker import DockerSandbox
+from sandboxes.docker import DockerSandbox, connect_engine
 from sandboxes.select import open_sandbox
 from tests.conftest import missing_backend
 
@@ -33,10 +31,9 @@ CONFIG = SandboxConfig(pool_size=1, container_memory_mb=256, container_pids=48, 
 @pytest.fixture
 def client() -> Iterator[Any]:
     try:
-        engine = docker.from_env()
-        engine.ping()
-    except (docker.errors.DockerException, OSError) as exc:
-        missing_backend(f"no Docker engine: {exc}")
+        engine = connect_engine()
+    except SandboxUnavailable as exc:
+        missing_backend(str(exc))
     yield engine
     engine.close()
 
