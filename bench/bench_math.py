@@ -13,18 +13,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from bench._service import rss_mb, running_service
 from bench.math_data import distinct_items, grpo_batch
 from rlvr import RewardClient
 
@@ -40,61 +36,10 @@ def in_process(pairs: Sequence[tuple[str, str]]) -> tuple[float, list[bool]]:
     return time.perf_counter() - started, verdicts
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextmanager
-def running_service(workers: int | None) -> Iterator[tuple[str, int]]:
-    port = _free_port()
-    argv = [
-        sys.executable,
-        "-m",
-        "service",
-        "serve",
-        "--port",
-        str(port),
-        "--sandbox-backend",
-        "none",
-        "--log-level",
-        "warning",
-    ]
-    if workers:
-        argv += ["--workers", str(workers)]
-    proc = subprocess.Popen(argv)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                if httpx.get(f"{url}/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError("the service did not become ready")
-            time.sleep(0.2)
-        yield url, proc.pid
-    finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=60)
-
-
 def via_service(client: RewardClient, items: list[dict[str, Any]]) -> tuple[float, list[float | None]]:
     started = time.perf_counter()
     result = client.score(items, rewards={"math": {}})
     return time.perf_counter() - started, result.rewards
-
-
-def _rss_mb(pid: int | str) -> float:
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:")) / 1024
-    except (OSError, StopIteration):
-        return 0.0
 
 
 def _suite_items() -> list[dict[str, Any]]:
@@ -118,6 +63,10 @@ def _suite_items() -> list[dict[str, Any]]:
     return items
 
 
+def _flags(workers: int | None) -> list[str]:
+    return ["--sandbox-backend", "none", *(["--workers", str(workers)] if workers else [])]
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--distinct", type=int, default=400)
@@ -137,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     rows = []
     a_distinct, verdicts = in_process(distinct)
     a_grpo, _ = in_process(grpo_pairs)
-    with running_service(args.workers) as (url, pid), RewardClient(url, timeout_s=3600) as client:
+    with running_service(*_flags(args.workers)) as (url, pid), RewardClient(url, timeout_s=3600) as client:
         warm = distinct_items(32, seed=99)
         via_service(client, [{"id": str(i), "completion": c, "reference": r} for i, (c, r) in enumerate(warm)])
         b_distinct, rewards = via_service(
@@ -150,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         client.score(_suite_items(), rewards={"math": {}})
         ready = httpx.get(f"{url}/readyz").json()
         worker_rss = [v / 2**20 for v in ready["workers"]["worker_rss_bytes"].values()]
-        server_rss = _rss_mb(pid)
+        server_rss = rss_mb(pid)
     agree = sum(1 for v, r in zip(verdicts, rewards, strict=True) if float(v) == r) / len(verdicts)
     rows.append(("distinct answers", len(distinct) / a_distinct, len(distinct) / b_distinct))
     rows.append(("GRPO batch", len(batch) / a_grpo, len(batch) / b_grpo))

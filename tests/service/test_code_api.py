@@ -62,7 +62,7 @@ def test_hostile_programs_score_zero_and_the_service_keeps_serving(
     )
     assert response.status_code == 200, response.text
     good, evil = response.json()["results"]
-    assert (good["reward"], evil["reward"], evil["mask"]) == (1.0, 0.0, False)
+    assert (good["reward"], evil["reward"], evil["mask"]) == (1.0, 0.0, False), response.text[:2000]
     if status:
         assert evil["components"]["code"]["details"]["tests"][0]["status"] == status
     assert httpx.get(f"{sandboxed.url}/healthz").status_code == 200
