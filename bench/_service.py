@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -61,11 +62,19 @@ def rss_mb(pid: int) -> float:
 
 
 def _children(pid: int) -> Sequence[int]:
+    """Children of every thread of the process (the worker pool starts processes from executor threads)."""
+    children: list[int] = []
     try:
-        with open(f"/proc/{pid}/task/{pid}/children") as handle:
-            return [int(child) for child in handle.read().split()]
+        tasks = os.listdir(f"/proc/{pid}/task")
     except OSError:
-        return []
+        return children
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as handle:
+                children += [int(child) for child in handle.read().split()]
+        except OSError:
+            continue
+    return children
 
 
 def tree_peak_mb(pid: int) -> float:

@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import os
 import random
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -23,7 +24,12 @@ from typing import Any
 
 from bench._service import running_service, tree_peak_mb
 from rlvr import RewardClient
+from sandboxes.languages import LANGUAGES
 
+CPP_FLAGS = LANGUAGES["cpp"].compile[1:-3] if LANGUAGES["cpp"].compile else ()  # the sandboxes' own flags
+
+# The system interpreter, as the sandboxes use: a `python3` found on PATH may be a slow shim (pyenv).
+HOST_PYTHON = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
 TESTS = [(f"{a} {b}\n", f"{a + b}\n") for a, b in [(1, 2), (5, 7), (-3, 3), (10**12, 1), (0, 0)]]
 PYTHON = {
     "correct": "a, b = map(int, input().split())\nprint(a + b)  # {tag}\n",
@@ -60,7 +66,7 @@ async def _host_one(language: str, source: str, semaphore: asyncio.Semaphore) ->
                 argv = [f"{work}/main"]
             else:
                 Path(work, "main.py").write_text(source)
-                argv = ["python3", "-S", f"{work}/main.py"]
+                argv = [HOST_PYTHON, "-S", f"{work}/main.py"]
             passed = 0
             for stdin, expected in TESTS:
                 proc = await asyncio.create_subprocess_exec(

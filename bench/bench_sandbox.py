@@ -34,9 +34,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sandboxes.base import Job, Run, RunStatus, Sandbox  # noqa: E402
 from sandboxes.config import SandboxConfig  # noqa: E402
+from sandboxes.languages import LANGUAGES  # noqa: E402
 from sandboxes.select import open_sandbox  # noqa: E402
 
 IMAGE = "rlvr-runtime:latest"
+# Every method compiles with the flags our language table uses (between "g++" and "-o main main.cpp").
+CPP_FLAGS = LANGUAGES["cpp"].compile[1:-3] if LANGUAGES["cpp"].compile else ()
 PYTHON_SOURCE = "a, b = map(int, input().split())\nprint(a + b)\n"
 CPP_SOURCE = """#include <iostream>
 int main() {
@@ -111,7 +114,7 @@ class Host(Method):
             _expect(await _exec("/usr/bin/python3", "-S", str(path / "main.py"), stdin="1 2\n"), "3")
             return
         (path / "main.cpp").write_text(CPP_SOURCE)
-        await _exec("g++", "-std=c++17", "-O2", "-pipe", "-o", str(path / "main"), str(path / "main.cpp"))
+        await _exec("g++", *CPP_FLAGS, "-o", str(path / "main"), str(path / "main.cpp"))
         for stdin, want in CPP_TESTS:
             _expect(await _exec(str(path / "main"), stdin=stdin), want)
 
@@ -127,7 +130,7 @@ class DockerRun(Method):
             _expect(await _exec(*self.docker(path, "python3", "-S", "main.py"), stdin="1 2\n"), "3")
             return
         (path / "main.cpp").write_text(CPP_SOURCE)
-        await _exec(*self.docker(path, "g++", "-std=c++17", "-O2", "-pipe", "-o", "main", "main.cpp"))
+        await _exec(*self.docker(path, "g++", *CPP_FLAGS, "-o", "main", "main.cpp"))
         for stdin, want in CPP_TESTS:
             _expect(await _exec(*self.docker(path, "./main"), stdin=stdin), want)
 
@@ -157,7 +160,7 @@ class DockerExec(Method):
             return
         (path / "main.cpp").write_text(CPP_SOURCE)
         binary = f"/work/main{index}"
-        await _exec(*self.docker("g++", "-std=c++17", "-O2", "-pipe", "-o", binary, f"/src/{index}/main.cpp"))
+        await _exec(*self.docker("g++", *CPP_FLAGS, "-o", binary, f"/src/{index}/main.cpp"))
         for stdin, want in CPP_TESTS:
             _expect(await _exec(*self.docker(binary), stdin=stdin), want)
         await _exec(*self.docker("rm", "-f", binary))

@@ -86,7 +86,8 @@ LANGUAGES: dict[str, LanguageSpec] = {
         name="cpp",
         aliases=("c++", "cpp17", "cxx", "cc"),
         source_file="main.cpp",
-        compile=("g++", "-std=c++17", "-O2", "-pipe", "-o", "main", "main.cpp"),
+        # gold links a small program ~100 ms faster than bfd; it ships with binutils beside g++ (host and image).
+        compile=("g++", "-std=c++17", "-O2", "-pipe", "-fuse-ld=gold", "-o", "main", "main.cpp"),
         run=("./main",),
         compile_headroom_mb=1024,
         output_files=("main",),
@@ -95,7 +96,7 @@ LANGUAGES: dict[str, LanguageSpec] = {
         name="c",
         aliases=("c11", "gcc"),
         source_file="main.c",
-        compile=("gcc", "-std=c11", "-O2", "-pipe", "-o", "main", "main.c", "-lm"),
+        compile=("gcc", "-std=c11", "-O2", "-pipe", "-fuse-ld=gold", "-o", "main", "main.c", "-lm"),
         run=("./main",),
         compile_headroom_mb=512,
         output_files=("main",),

@@ -201,8 +201,8 @@ class WorkerPool:
     # -- internals -------------------------------------------------------------------------------------------
 
     def _chunk_len(self, n: int) -> int:
-        # Spread small batches over every worker; cap chunks so a kill re-queues little work.
-        return max(1, min(self.chunk_size, -(-n // (self.size * 2))))
+        # Many small chunks: workers finish together (a chunk can hold seconds of sympy) and a kill re-queues little.
+        return max(1, min(self.chunk_size, -(-n // (self.size * 16))))
 
     async def _drive(self, slot: int) -> None:
         while True:

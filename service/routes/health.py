@@ -28,6 +28,7 @@ async def readyz(state: State) -> JSONResponse:
         "sandbox": {
             "backend": state.sandbox.name if state.sandbox else None,
             "available": state.sandbox is not None,
+            "languages": list(getattr(state.sandbox, "languages", ())),
             "reason": None if state.sandbox else state.sandbox_reason,
             "stats": getattr(state.sandbox, "stats", dict)() if state.sandbox else None,
         },

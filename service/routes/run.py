@@ -75,9 +75,10 @@ async def run(body: RunRequest, state: State) -> RunResponse:
         raise ApiError(503, "no_sandbox", f"no code sandbox: {state.sandbox_reason}", headers={"Retry-After": "30"})
     if len(body.programs) * len(body.inputs) > _MAX_RUNS:
         raise ApiError(413, "too_many_runs", f"programs x inputs exceeds {_MAX_RUNS}")
+    available = getattr(state.sandbox, "languages", None) or None
     for index, program in enumerate(body.programs):
         try:
-            resolve_language(program.language)
+            resolve_language(program.language, available)
         except UnknownLanguage as exc:
             raise ApiError(422, "unknown_language", f"programs.{index}.language: {exc}") from None
     limits = Limits(**body.limits.model_dump())
