@@ -24,6 +24,7 @@ import secrets
 import shlex
 import socket
 import struct
+import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -38,7 +39,7 @@ from sandboxes.base import Job, JobResult, SandboxError, SandboxUnavailable
 from sandboxes.config import SandboxConfig
 from sandboxes.languages import LANGUAGES, available_languages
 
-__all__ = ["DockerSandbox", "connect_engine"]
+__all__ = ["INSTANCE_LABEL", "DockerSandbox", "connect_engine"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,11 @@ REAP_INTERVAL_S = 60.0
 # Each live container runs as its own uid, counted up from here: RLIMIT_NPROC counts a uid's processes across
 # the whole host (containers share the host's user namespace), so one slot's fork bomb must not eat another's.
 SLOT_UID_BASE = 20000
+INSTANCE_LABEL = "rlvr.instance"
+# Slot uids are unique across every DockerSandbox of this process: RLIMIT_NPROC counts per uid on the whole
+# host, so two slots sharing a uid would share one process budget (a fork bomb in one starves the other).
+_UIDS_IN_USE: set[int] = set()
+_UIDS_LOCK = threading.Lock()
 _FRAME_HEADER = struct.Struct(">BxxxL")  # stream (0 stdin, 1 stdout, 2 stderr), 3 pad bytes, payload size
 _STDOUT, _STDERR = 1, 2
 _STDERR_TAIL_BYTES = 4096
@@ -156,7 +162,6 @@ class DockerSandbox:
         self._reaper: asyncio.Task[None] | None = None
         self._names = itertools.count()
         self._instance = secrets.token_hex(3)  # several sandboxes in one process must not share container names
-        self._uids_in_use: set[int] = set()
         self._reaped = 0
 
     async def start(self) -> None:
@@ -202,7 +207,13 @@ class DockerSandbox:
 
     def stats(self) -> dict[str, Any]:
         pool_stats = self._pool.stats() if self._pool is not None else {"backend": self.name}
-        return {**pool_stats, "image": self.config.image, "owner": self._owner, "orphans_reaped": self._reaped}
+        return {
+            **pool_stats,
+            "image": self.config.image,
+            "owner": self._owner,
+            "instance": self._instance,
+            "orphans_reaped": self._reaped,
+        }
 
     @property
     def languages(self) -> tuple[str, ...]:
@@ -248,7 +259,7 @@ class DockerSandbox:
                 *("--scratch", "/tmp", "--scratch", "/dev/shm"),  # emptied after every job
             ],
             "name": f"rlvr-sandbox-{self._owner.replace('/', '-')}-{self._instance}-{next(self._names)}",
-            "labels": {SANDBOX_LABEL: "1", OWNER_LABEL: self._owner},
+            "labels": {SANDBOX_LABEL: "1", OWNER_LABEL: self._owner, INSTANCE_LABEL: self._instance},
             "stdin_open": True,
             "tty": False,
             "user": f"{uid}:{config.sandbox_gid}",
@@ -291,16 +302,18 @@ class DockerSandbox:
                 raise
 
     def _remove_own_containers(self) -> None:
-        filters = {"label": f"{OWNER_LABEL}={self._owner}"}
+        # this instance's only: several sandboxes in one process share the owner label
+        filters = {"label": [f"{OWNER_LABEL}={self._owner}", f"{INSTANCE_LABEL}={self._instance}"]}
         for container in self._client.containers.list(all=True, filters=filters):
             self._remove_container(container.id)
 
     # --- pool plumbing
 
     def _take_uid(self) -> int:
-        uid = next(uid for uid in itertools.count(SLOT_UID_BASE) if uid not in self._uids_in_use)
-        self._uids_in_use.add(uid)
-        return uid
+        with _UIDS_LOCK:
+            uid = next(uid for uid in itertools.count(SLOT_UID_BASE) if uid not in _UIDS_IN_USE)
+            _UIDS_IN_USE.add(uid)
+            return uid
 
     async def _start_channel(self) -> _AttachChannel:
         uid = self._take_uid()
@@ -309,10 +322,10 @@ class DockerSandbox:
             container_id, sock = await asyncio.wrap_future(launch)
         except asyncio.CancelledError:
             launch.add_done_callback(self._undo_launch)  # the thread may still finish: undo what it made
-            self._uids_in_use.discard(uid)
+            _UIDS_IN_USE.discard(uid)
             raise
         except (docker.errors.DockerException, OSError) as exc:
-            self._uids_in_use.discard(uid)
+            _UIDS_IN_USE.discard(uid)
             raise SandboxError(f"could not start a sandbox container: {exc}", backend=self.name) from exc
 
         async def on_destroy() -> None:
@@ -320,7 +333,7 @@ class DockerSandbox:
                 await self._call(self._remove_container, container_id)
             except (docker.errors.DockerException, OSError) as exc:  # the reaper gets it later
                 logger.warning("docker: could not remove container %s: %s", container_id[:12], exc)
-            self._uids_in_use.discard(uid)
+            _UIDS_IN_USE.discard(uid)
 
         try:
             reader, writer = await asyncio.open_connection(sock=sock, limit=1 << 20)

@@ -80,13 +80,18 @@ def _cmdline(pid: int) -> str:
         return f"<pid {pid} gone>"
 
 
-def _containers_of(owner: str) -> list[str]:
+def _containers_of(owner: str, instance: str) -> list[str]:
     from sandboxes.docker import connect_engine
 
     client = connect_engine()
     try:
         # the low-level call: containers.list() inspects each one and races with their removal
-        return [c["Id"] for c in client.api.containers(all=True, filters={"label": f"rlvr.owner={owner}"})]
+        return [
+            c["Id"]
+            for c in client.api.containers(
+                all=True, filters={"label": [f"rlvr.owner={owner}", f"rlvr.instance={instance}"]}
+            )
+        ]
     finally:
         client.close()
 
@@ -99,7 +104,8 @@ async def close_and_check_clean(sandbox: Sandbox) -> None:
     leftovers = [cmd for pid, cmd in now.items() if pid not in before and any(m in cmd for m in SANDBOX_MARKS)]
     assert leftovers == [], "processes left behind after close()"
     if sandbox.name == "docker" and stats.get("owner"):
-        assert _containers_of(str(stats["owner"])) == [], "containers left behind after close()"
+        left = _containers_of(str(stats["owner"]), str(stats["instance"]))
+        assert left == [], "containers left behind after close()"
 
 
 @pytest.fixture(params=BACKENDS)

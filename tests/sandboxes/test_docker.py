@@ -19,7 +19,7 @@ import pytest
 from sandboxes._reaper import OWNER_LABEL, SANDBOX_LABEL
 from sandboxes.base import Job, Limits, Run, RunStatus, Sandbox, SandboxUnavailable
 from sandboxes.config import SandboxConfig
-from sandboxes.docker import DockerSandbox, connect_engine
+from sandboxes.docker import INSTANCE_LABEL, DockerSandbox, connect_engine
 from sandboxes.select import open_sandbox
 from tests.conftest import missing_backend
 
@@ -61,8 +61,9 @@ async def _python(sandbox: Sandbox, source: str, limits: Limits | None = None) -
 
 def _own_containers(client: Any, sandbox: Sandbox) -> list[Any]:
     assert isinstance(sandbox, DockerSandbox)
-    owner = sandbox.stats()["owner"]
-    return list(client.containers.list(all=True, filters={"label": f"{OWNER_LABEL}={owner}"}))
+    stats = sandbox.stats()
+    labels = [f"{OWNER_LABEL}={stats['owner']}", f"{INSTANCE_LABEL}={stats['instance']}"]
+    return list(client.containers.list(all=True, filters={"label": labels}))
 
 
 INSIDE = {
