@@ -13,6 +13,7 @@ event loop against a sandbox pool.
 from __future__ import annotations
 
 import importlib
+from functools import cached_property
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -49,8 +50,9 @@ class CheckerSettings(BaseModel):
         """Wall-clock seconds one item may take in a worker before the pool kills it."""
         return 10.0
 
+    @cached_property
     def cache_token(self) -> str:
-        """Settings that change the score, as a stable string (the weight does not)."""
+        """Settings that change the score, as a stable string (the weight does not); computed once."""
         return self.model_dump_json(exclude={"weight"})
 
 

@@ -272,7 +272,7 @@ def _work_key(checker: Checker, sample: Sample, settings: CheckerSettings) -> by
     except Exception as exc:  # a checker's own failure: masked, the batch goes on
         reason = f"{checker.name}: could not prepare the item ({type(exc).__name__})"
         return CheckResult.unjudgeable(Status.ERROR, FailureKind.INTERNAL_ERROR, reason)
-    return _digest(checker.name, settings.cache_token(), sample.reference, key)
+    return _digest(checker.name, settings.cache_token, sample.reference, key)
 
 
 def _settings_error(loc: list[str | int], checker: Checker, exc: ValidationError) -> SpecError:

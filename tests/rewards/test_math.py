@@ -266,8 +266,8 @@ def test_settings_reject_unknown_keys_and_values() -> None:
 
 def test_settings_are_hashable_and_cache_tokens_ignore_weight() -> None:
     assert len({MathSettings(), MathSettings(extract=["latex", "expr"])}) == 1
-    assert MathSettings(weight=2.0).cache_token() == MathSettings().cache_token()
-    assert MathSettings(strict=False).cache_token() != MathSettings().cache_token()
+    assert MathSettings(weight=2.0).cache_token == MathSettings().cache_token
+    assert MathSettings(strict=False).cache_token != MathSettings().cache_token
 
 
 def test_deadline_covers_the_soft_time_out() -> None:
