@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test setup sandboxes lint typecheck bench clean
+.PHONY: run test setup sandboxes lint typecheck bench bench-code clean
 
 $(BIN)/rlvr: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ bench: setup
 	$(BIN)/python -m bench.bench_math
 	$(BIN)/python -m bench.bench_language
 	$(BIN)/python -m bench.bench_format
+
+# Needs a sandbox backend (`make sandboxes`).
+bench-code: setup
+	$(BIN)/python -m bench.bench_code_service
+	$(BIN)/python bench/bench_sandbox.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
