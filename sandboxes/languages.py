@@ -87,7 +87,9 @@ LANGUAGES: dict[str, LanguageSpec] = {
         aliases=("c++", "cpp17", "cxx", "cc"),
         source_file="main.cpp",
         # gold links a small program ~100 ms faster than bfd; it ships with binutils beside g++ (host and image).
-        compile=("g++", "-std=c++17", "-O2", "-pipe", "-fuse-ld=gold", "-o", "main", "main.cpp"),
+        # /opt/rlvr-pch holds precompiled <iostream> and <bits/stdc++.h> in the runtime image (built with these
+        # -std and -O flags, see sandboxes/images/runtime.Dockerfile); where it does not exist g++ ignores it.
+        compile=("g++", "-std=c++17", "-O2", "-pipe", "-fuse-ld=gold", "-I/opt/rlvr-pch", "-o", "main", "main.cpp"),
         run=("./main",),
         compile_headroom_mb=1024,
         output_files=("main",),

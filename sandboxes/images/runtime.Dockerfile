@@ -22,6 +22,20 @@ RUN set -eu; \
         rm -rf /var/lib/apt/lists/*; \
     fi
 
+# Precompiled headers for the two headers C++ solutions start with, built with the flags of the cpp entry in
+# sandboxes/languages.py (-std=c++17 -O2): its compile command searches /opt/rlvr-pch first, and g++ uses a .gch
+# only when the flags match and the header is the program's first include, falling back to the real header
+# otherwise. A small program then compiles in ~0.15 s instead of ~0.55 s. Best effort: no PCH, no harm.
+RUN set -u; \
+    version="$(g++ -dumpversion)"; \
+    stdcpp="$(find /usr/include -path "*/c++/$version/bits/stdc++.h" | head -n 1)"; \
+    mkdir -p /opt/rlvr-pch/bits; \
+    g++ -std=c++17 -O2 -x c++-header "/usr/include/c++/$version/iostream" -o /opt/rlvr-pch/iostream.gch \
+        2>/dev/null || echo "no precompiled <iostream>"; \
+    g++ -std=c++17 -O2 -x c++-header "$stdcpp" -o /opt/rlvr-pch/bits/stdc++.h.gch \
+        2>/dev/null || echo "no precompiled <bits/stdc++.h>"; \
+    chmod -R a+rX /opt/rlvr-pch
+
 # The default user for a manual `docker run`; the docker backend runs each container as its own uid (20000 + slot,
 # see sandboxes/docker.py) so that RLIMIT_NPROC budgets are not shared between containers.
 RUN groupadd --gid "$SANDBOX_UID" sandbox \
