@@ -13,9 +13,9 @@ event loop against a sandbox pool.
 from __future__ import annotations
 
 import importlib
-from functools import cached_property
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field

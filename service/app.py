@@ -74,10 +74,14 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     state.metrics.watch("rlvr_sandbox", lambda: getattr(state.sandbox, "stats", dict)() if state.sandbox else None)
     await pool.start()
     await _start_sandbox(state)
-    state.scorer = Scorer(pool, state.metrics, cache_size=settings.cache_size)
-    state.scorer.sandbox = state.sandbox
-    state.scorer.sandbox_reason = state.sandbox_reason
-    state.scorer.sandbox_queue_limit = settings.sandbox_queue_limit
+    state.scorer = Scorer(
+        pool,
+        state.metrics,
+        cache_size=settings.cache_size,
+        sandbox=state.sandbox,
+        sandbox_reason=state.sandbox_reason,
+        sandbox_queue_limit=settings.sandbox_queue_limit,
+    )
     state.ready = True
     try:
         yield

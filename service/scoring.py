@@ -112,13 +112,22 @@ class _Work:
 
 
 class Scorer:
-    def __init__(self, pool: WorkerPool, metrics: Metrics, *, cache_size: int) -> None:
+    def __init__(
+        self,
+        pool: WorkerPool,
+        metrics: Metrics,
+        *,
+        cache_size: int,
+        sandbox: Sandbox | None = None,
+        sandbox_reason: str = "no sandbox backend configured",
+        sandbox_queue_limit: int = 1 << 30,
+    ) -> None:
         self.pool = pool
         self.metrics = metrics
         self.cache = ResultCache(cache_size)
-        self.sandbox: Sandbox | None = None
-        self.sandbox_reason = "no sandbox backend configured"
-        self.sandbox_queue_limit = 1 << 30
+        self.sandbox = sandbox
+        self.sandbox_reason = sandbox_reason
+        self.sandbox_queue_limit = sandbox_queue_limit
         self._settings_cache: dict[tuple[str, str], CheckerSettings] = {}
 
     # -- resolve ---------------------------------------------------------------------------------------------
