@@ -9,28 +9,32 @@ The path of one item:
    (program reads ``input``, must print ``output``), ``call`` (LeetCode/APPS: ``fn_name(*args)`` must return
    ``expected``) and ``assert`` (HumanEval/MBPP: ``code`` runs after the program, ``check(entry_point)`` is
    called when both exist).
-3. The program becomes ONE ``Job`` whose runs are the tests: compiled once, then each run under the limits.
-   Python and JavaScript run through a small judge harness (the job's source; the program is a file beside
-   it): it compiles the program (a syntax error is a compile error, as for C++), runs stdin tests as the main
-   module, and for call/assert tests sends the program's own stdout to stderr and writes one verdict line on the
-   real stdout: ``<nonce> <json>``. The nonce is random per run, travels in a per-run file that the harness
-   deletes before the program starts, and the verdict is written only after the call returned / the asserts
-   finished. A program that exits early (``sys.exit(0)``, ``os._exit(0)``, ``process.exit(0)``) or prints a
-   made-up marker has no verdict and fails. The asserts run with the builtins as they were before the program
-   ran, so patching ``abs`` or ``exec`` does not help either. Java runs class ``Main``; a program whose public
-   class has another name gets a ``Main`` that calls it (``java_entry``).
-4. Each run is judged: the sandbox's TLE/MLE/OLE/RE/SANDBOX_ERROR carry over; an OK run is AC or WA by the
-   comparator (stdin tests) or by the verdict (call/assert tests, whose result is compared on the host, so the
-   expected value never enters the sandbox).
+3. The program becomes ONE ``Job`` whose runs are the tests: compiled once (Python and JavaScript get a
+   syntax check, so that a syntax error is a CE as in C++), then each run under the limits. The judge never
+   shares a process, an address space or a uid with the program (see rewards/harnesses/):
+
+   - a stdin test runs the program bare, as its own process;
+   - a call test runs it under our server (in the program's own process), which calls ``fn_name(*args)`` and
+     writes the return value as tagged JSON on a pipe to the runner: plain values of exact types; any other
+     object is an opaque handle that equals nothing. The value is judged on the host by exact rules
+     (rewards/compare.py), so the expected value never enters the sandbox;
+   - an assert test runs the program as a server, driven over two pipes by a harness in another process, as
+     another uid, in a dir the program cannot read. The assertions run there, on plain data decoded from the
+     program's replies; the program's other objects are proxies that equal only themselves. The verdict goes
+     to the runner on a pipe only the harness holds.
+
+   Java runs class ``Main``; a program whose public class has another name gets a ``Main`` that calls it.
+4. Each run is judged (in a worker thread, never on the event loop): the sandbox's TLE/MLE/OLE/RE carry over;
+   an OK run is AC or WA by the comparator (stdin tests), the returned value (call tests) or the harness's
+   verdict (assert tests). Anything unreadable the program sent is its failure (WA), never a mask.
 5. The score by ``mode``: ``pass_rate``, ``all_or_nothing`` or ``weighted`` (1[all pass] + 0.1 x pass rate,
    compile error -0.1, no code -1). A TLE is one failed test, never the whole sample.
 
-Unjudgeable items are masked: malformed tests or an unknown language (``invalid_item``), our sandbox failing
-(``sandbox_error``) or absent (``no_sandbox``). ``SandboxOverloaded`` propagates: the service answers 429/503.
-
-Known limit: the harness shares a process with the program, so a program that inspects the harness's frames
-could find the nonce; and an assert test cannot tell an object whose ``__eq__`` always says yes from a right
-answer (call tests can: their result is JSON).
+Unjudgeable items are masked: malformed tests or an unknown language (``invalid_item``), the sandbox absent
+(``no_sandbox``) or failing (``sandbox_error``). A sandbox that fails while it holds the job (its instance died,
+hung, or answered garbage) gets the job once more on a fresh instance; when that fails too, the program is the
+cause: the item scores as failing every test (verdict ``BROKE_SANDBOX``), unmasked. ``SandboxOverloaded``
+propagates: the service answers 429/503.
 
 Exceptions::
 
@@ -40,19 +44,20 @@ Exceptions::
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
-import math
 import re
-import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter, ValidationError
 
 from rewards.checker import Checker, CheckerSettings
+from rewards.compare import COMPARATORS, MalformedValue, decode_value, describe_value, json_equal
 from rewards.result import CheckResult, FailureKind, Sample, Status
 from sandboxes.base import (
     ExecResult,
@@ -63,9 +68,11 @@ from sandboxes.base import (
     RunStatus,
     Sandbox,
     SandboxError,
+    SandboxJobFailed,
     SandboxOverloaded,
     SandboxUnavailable,
 )
+from sandboxes.base import Harness as HarnessRun
 from sandboxes.languages import LanguageSpec, UnknownLanguage, resolve_language
 
 __all__ = [
@@ -93,15 +100,13 @@ __all__ = [
 
 ScoreMode = Literal["pass_rate", "all_or_nothing", "weighted"]
 ComparatorName = Literal["lines_float", "lines", "tokens_float", "exact"]
-Comparator = Callable[[str, str, float], str | None]
 
 _TRIM_CHARS = 300
 _CODE_CHARS = 4000
-_CASE_FILE = "rlvr_case.txt"
+_MAX_VALUE_DEPTH = 256  # nesting of a returned value the host decodes; deeper is the program's failure
+_MAX_VERDICT_CHARS = 1 << 20
 _IDENTIFIER = r"^[A-Za-z_$][A-Za-z0-9_$]*$"
 _FENCE_OPEN = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
-_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
-_INTEGER = re.compile(r"([+-]?)0*(\d+)")
 _JAVA_PUBLIC_CLASS = re.compile(r"^public\s+(?:final\s+)?class\s+([A-Za-z_$][\w$]*)", re.MULTILINE)
 _JAVA_MAIN_CLASS = re.compile(r"\bclass\s+Main\b")
 
@@ -118,6 +123,7 @@ class Verdict:
     CE = "CE"
     SANDBOX_ERROR = "SANDBOX_ERROR"
     SKIPPED = "SKIPPED"  # not run, or not counted after stop_on_first_failure: a failure
+    BROKE_SANDBOX = "BROKE_SANDBOX"  # item only: the sandbox failed under the program twice (scored, not masked)
 
 
 class InvalidItem(ValueError):
@@ -291,95 +297,8 @@ def language_tags(spec: LanguageSpec) -> frozenset[str]:
 
 
 # ---------------------------------------------------------------------------------------------- comparators
-
-
-def _lines(text: str) -> list[str]:
-    lines = [line.rstrip() for line in text.split("\n")]
-    while lines and not lines[-1]:
-        lines.pop()
-    return lines
-
-
-def _integer_key(token: str) -> tuple[str, str] | None:
-    matched = _INTEGER.fullmatch(token)
-    if matched is None:
-        return None
-    sign, digits = matched.groups()
-    return ("" if digits == "0" else sign.replace("+", ""), digits)
-
-
-def tokens_equal(got: str, want: str, tolerance: float) -> bool:
-    """Equal text, equal integers (exactly, any size), or numbers within ``tolerance`` (absolute or relative)."""
-    if got == want:
-        return True
-    if not (_NUMBER.fullmatch(got) and _NUMBER.fullmatch(want)):
-        return False
-    got_int, want_int = _integer_key(got), _integer_key(want)
-    if got_int is not None and want_int is not None:
-        return got_int == want_int
-    return math.isclose(float(got), float(want), rel_tol=tolerance, abs_tol=tolerance)
-
-
-def _token_lists_equal(got: list[str], want: list[str], tolerance: float) -> bool:
-    return len(got) == len(want) and all(tokens_equal(g, w, tolerance) for g, w in zip(got, want, strict=True))
-
-
-def _first_difference(got: list[str], want: list[str], same: Callable[[str, str], bool], unit: str) -> str | None:
-    for index, (g, w) in enumerate(zip(got, want, strict=False)):  # the lengths are compared below
-        if not same(g, w):
-            return f"{unit} {index + 1}: expected {_trim(w, 80)!r}, got {_trim(g, 80)!r}"
-    if len(got) != len(want):
-        return f"expected {len(want)} {unit}s, got {len(got)}"
-    return None
-
-
-def compare_lines_float(output: str, expected: str, tolerance: float) -> str | None:
-    def same(g: str, w: str) -> bool:
-        return g == w or _token_lists_equal(g.split(), w.split(), tolerance)
-
-    return _first_difference(_lines(output), _lines(expected), same, "line")
-
-
-def compare_lines(output: str, expected: str, tolerance: float) -> str | None:
-    return _first_difference(_lines(output), _lines(expected), str.__eq__, "line")
-
-
-def compare_tokens_float(output: str, expected: str, tolerance: float) -> str | None:
-    return _first_difference(output.split(), expected.split(), lambda g, w: tokens_equal(g, w, tolerance), "token")
-
-
-def compare_exact(output: str, expected: str, tolerance: float) -> str | None:
-    return None if output == expected else "output differs from the expected text byte for byte"
-
-
-COMPARATORS: dict[str, Comparator] = {
-    "lines_float": compare_lines_float,
-    "lines": compare_lines,
-    "tokens_float": compare_tokens_float,
-    "exact": compare_exact,
-}
-
-
-def json_equal(got: Any, want: Any, tolerance: float) -> bool:
-    """JSON values equal; numbers within ``tolerance``, booleans never equal to numbers."""
-    if isinstance(got, bool) or isinstance(want, bool):
-        return type(got) is type(want) and got == want
-    if isinstance(got, int | float) and isinstance(want, int | float):
-        return _numbers_equal(got, want, tolerance)
-    if isinstance(got, list) and isinstance(want, list):
-        return len(got) == len(want) and all(json_equal(g, w, tolerance) for g, w in zip(got, want, strict=True))
-    if isinstance(got, dict) and isinstance(want, dict):
-        return got.keys() == want.keys() and all(json_equal(got[key], want[key], tolerance) for key in want)
-    return type(got) is type(want) and bool(got == want)
-
-
-def _numbers_equal(got: float, want: float, tolerance: float) -> bool:
-    if isinstance(got, int) and isinstance(want, int):
-        return got == want
-    try:
-        return math.isclose(got, want, rel_tol=tolerance, abs_tol=tolerance)
-    except OverflowError:
-        return False
+# The exact rules (an expected integer is matched only by an integer; tolerance only where a float is expected;
+# nothing non-finite equals anything finite) and the bounded decoding of returned values: rewards/compare.py.
 
 
 # ---------------------------------------------------------------------------------------------------- score
@@ -402,198 +321,34 @@ def no_code_score(mode: ScoreMode) -> float:
 
 # -------------------------------------------------------------------------------------------------- harness
 
-_PYTHON_HARNESS = r'''"""rlvr judge harness: runs rlvr_solution.py against the test in rlvr_case.txt."""
-import builtins
-import posix  # not os: python3 -S has not imported os yet, and importing it costs more than a small program
-import sys
-
-
-def _read_case():
-    with open("rlvr_case.txt", encoding="utf-8") as handle:
-        nonce, kind, payload = handle.read().split("\n", 2)
-    posix.remove("rlvr_case.txt")
-    return nonce, kind, payload
-
-
-def _describe(exc, where=False):
-    import traceback
-
-    lines = traceback.format_exception(exc) if where else traceback.format_exception_only(type(exc), exc)
-    return "".join(lines)[-2000:]
-
-
-def _module(name):
-    module = type(sys)(name)
-    module.__file__ = posix.getcwd() + "/rlvr_solution.py"
-    sys.modules[name] = module
-    return module
-
-
-def _function(module, name):
-    target = getattr(module, name, None)
-    solution = getattr(module, "Solution", None)
-    if target is None and isinstance(solution, type):
-        target = getattr(solution(), name, None)
-    if not callable(target):
-        raise NameError("the solution defines no function " + repr(name))
-    return target
-
-
-def main():
-    nonce, kind, payload = _read_case()
-    out, write, run, is_callable = posix.dup(1), posix.write, exec, callable
-
-    def say(line):
-        data = (nonce + " " + line + "\n").encode()
-        while data:
-            data = data[write(out, data):]
-
-    if not hasattr(builtins, "exit"):  # python3 -S skips site, which defines exit() and quit()
-        builtins.exit = builtins.quit = sys.exit
-    try:
-        with open("rlvr_solution.py", encoding="utf-8") as handle:
-            program = compile(handle.read(), "solution.py", "exec")
-    except (SyntaxError, ValueError) as exc:
-        import json
-
-        say(json.dumps({"compile_error": _describe(exc)}))
-        return
-    if kind == "stdin_stdout":
-        posix.close(out)
-        run(program, _module("__main__").__dict__)
-        return
-    import json
-    import linecache
-    import traceback  # noqa: F401  (imported before the program can break the import machinery)
-
-    dumps, case, pristine = json.dumps, json.loads(payload), dict(builtins.__dict__)
-    try:
-        tests = compile(case["code"], "test.py", "exec") if kind == "assert" else None
-    except (SyntaxError, ValueError) as exc:
-        say(dumps({"bad_test": _describe(exc)}))
-        return
-    if tests is not None:  # so that a failed assert shows its own line
-        linecache.cache["test.py"] = (len(case["code"]), None, case["code"].splitlines(True), "test.py")
-    posix.dup2(2, 1)
-    module = _module("solution")
-    run(program, module.__dict__)
-    if kind == "call":
-        line = dumps({"result": _function(module, case["fn_name"])(*case["args"])}, default=repr)
-    else:
-        scope = dict(module.__dict__, __builtins__=pristine)
-        try:
-            run(tests, scope)
-            entry = case.get("entry_point")
-            if entry and is_callable(scope.get("check")):
-                scope["check"](scope[entry])
-            line = '{"passed": true}'
-        except AssertionError as exc:
-            line = dumps({"failed": _describe(exc, where=True)})
-    sys.stdout.flush()
-    say(line)
-
-
-main()
-'''
-
-_JAVASCRIPT_HARNESS = r"""'use strict';
-// rlvr judge harness: runs rlvr_solution.js against the test in rlvr_case.txt (nonce, type, JSON).
-const fs = require('fs');
-const vm = require('vm');
-const assert = require('assert');
-
-function describe(err) {
-  return String(err && err.stack ? err.stack : err).slice(-2000);
-}
-
-function readCase() {
-  const text = fs.readFileSync('rlvr_case.txt', 'utf8');
-  fs.unlinkSync('rlvr_case.txt');
-  const first = text.indexOf('\n');
-  const second = text.indexOf('\n', first + 1);
-  return [text.slice(0, first), text.slice(first + 1, second), text.slice(second + 1)];
-}
-
-function main() {
-  const [nonce, kind, payload] = readCase();
-  const writeSync = fs.writeSync;
-  const stringify = JSON.stringify;
-  const report = (value) => writeSync(1, nonce + ' ' + stringify(value) + '\n');
-  const source = fs.readFileSync('rlvr_solution.js', 'utf8');
-  if (kind === 'stdin_stdout') {
-    let program;
-    try {
-      program = vm.compileFunction(source, ['exports', 'require', 'module', '__filename', '__dirname'],
-        { filename: 'solution.js' });
-    } catch (err) {
-      report({ compile_error: describe(err) });
-      return;
-    }
-    const mod = { exports: {} };
-    program.call(mod.exports, mod.exports, require, mod, 'solution.js', process.cwd());
-    return;
-  }
-  const testCase = JSON.parse(payload);
-  let program, tests;
-  try {
-    program = new vm.Script(source, { filename: 'solution.js' });
-  } catch (err) {
-    report({ compile_error: describe(err) });
-    return;
-  }
-  try {
-    tests = kind === 'assert' ? new vm.Script(testCase.code, { filename: 'test.js' }) : null;
-  } catch (err) {
-    report({ bad_test: describe(err) });
-    return;
-  }
-  process.stdout.write = process.stderr.write.bind(process.stderr);
-  globalThis.require = require;
-  globalThis.module = { exports: {} };
-  globalThis.exports = globalThis.module.exports;
-  program.runInThisContext();
-  if (kind === 'call') {
-    const name = testCase.fn_name;
-    const fn = vm.runInThisContext('typeof ' + name + " === 'undefined' ? module.exports." + name + ' : ' + name);
-    if (typeof fn !== 'function') throw new Error('the solution defines no function ' + name);
-    const result = fn(...testCase.args);
-    report({ result: result === undefined ? null : result });
-    return;
-  }
-  console.assert = (condition, ...message) => {
-    if (!condition) throw new assert.AssertionError({ message: message.join(' ') || 'console.assert failed' });
-  };
-  try {
-    tests.runInThisContext();
-    const entry = testCase.entry_point;
-    if (entry && vm.runInThisContext("typeof check === 'function'")) {
-      vm.runInThisContext('check(' + entry + ')');
-    }
-  } catch (err) {
-    if (err && err.code === 'ERR_ASSERTION') {
-      report({ failed: describe(err) });
-      return;
-    }
-    throw err;
-  }
-  report({ passed: true });
-}
-
-main();
-"""
+_HARNESS_DIR = Path(__file__).with_name("harnesses")
 
 
 @dataclass(frozen=True)
 class Harness:
-    source: str  # becomes the job's source: the language's entry file
-    solution_file: str  # where the program goes, beside it
+    """How a language runs call and assert tests: a program server inside the candidate's process, and a judge
+    harness in a process (and uid) of its own."""
+
+    server: str  # the server's source: a file beside the program, run with the language's own command
+    harness: str  # the harness's source, run in the harness's private dir
+    server_file: str
+    harness_file: str
 
 
-HARNESSES: dict[str, Harness] = {
-    "python": Harness(source=_PYTHON_HARNESS, solution_file="rlvr_solution.py"),
-    "javascript": Harness(source=_JAVASCRIPT_HARNESS, solution_file="rlvr_solution.js"),
-}
+@cache
+def _harnesses() -> dict[str, Harness]:
+    def load(language: str, suffix: str) -> Harness:
+        return Harness(
+            server=(_HARNESS_DIR / f"{language}_server.{suffix}").read_text(encoding="utf-8"),
+            harness=(_HARNESS_DIR / f"{language}_harness.{suffix}").read_text(encoding="utf-8"),
+            server_file=f"rlvr_server.{suffix}",
+            harness_file=f"rlvr_harness.{suffix}",
+        )
 
+    return {"python": load("python", "py"), "javascript": load("javascript", "js")}
+
+
+HARNESS_LANGUAGES = ("python", "javascript")
 
 # ----------------------------------------------------------------------------------------------------- plan
 
@@ -606,22 +361,15 @@ class ItemPlan:
     spec: LanguageSpec
     tests: list[TestCase]
     job: Job
-    nonces: tuple[str | None, ...]  # per run; None when the program runs bare
 
 
 def _check_supported(tests: list[TestCase], spec: LanguageSpec) -> None:
     for index, test in enumerate(tests):
-        if not isinstance(test, StdinStdoutTest) and spec.name not in HARNESSES:
+        if not isinstance(test, StdinStdoutTest) and spec.name not in HARNESS_LANGUAGES:
             raise InvalidItem(
                 f"tests[{index}].type",
-                f"{test.type} tests run only in {', '.join(HARNESSES)}; this item's language is {spec.name}",
+                f"{test.type} tests run only in {', '.join(HARNESS_LANGUAGES)}; this item's language is {spec.name}",
             )
-
-
-def _case_file(test: TestCase, nonce: str) -> str:
-    """What the harness needs for one run: nonce, type, JSON; never the expected output (judged on the host)."""
-    case = test.model_dump(mode="json", exclude={"type", "input", "output", "expected"})
-    return f"{nonce}\n{test.type}\n{json.dumps(case)}"
 
 
 def _limits(settings: CodeSettings) -> Limits:
@@ -631,10 +379,6 @@ def _limits(settings: CodeSettings) -> Limits:
         memory_mb=settings.memory_mb,
         output_bytes=settings.output_limit_bytes,
     )
-
-
-def _stdin(test: TestCase) -> str:
-    return test.input if isinstance(test, StdinStdoutTest) else ""
 
 
 def java_entry(code: str) -> str:
@@ -651,32 +395,42 @@ def java_entry(code: str) -> str:
 SOURCE_ADAPTERS: dict[str, Callable[[str], str]] = {"java": java_entry}
 
 
+def _with_script(spec: LanguageSpec, script: str, *extra: str) -> tuple[str, ...]:
+    """The language's run command with the program's file swapped for one of ours."""
+    return (*(script if arg == spec.source_file else arg for arg in spec.run), *extra)
+
+
+def _run_for(test: TestCase, spec: LanguageSpec) -> Run:
+    """Stdin tests run the program bare. A call test runs it under our server, which reports the return value
+    on a pipe of the program's own (judged on the host: the expected value never enters the sandbox). An assert
+    test runs it as a server that a harness in another process and uid drives."""
+    if isinstance(test, StdinStdoutTest):
+        return Run(stdin=test.input)
+    harness = _harnesses()[spec.name]
+    if isinstance(test, CallTest):
+        call = json.dumps({"fn_name": test.fn_name, "args": test.args})
+        return Run(command=_with_script(spec, harness.server_file, "call"), files={"rlvr_call.json": call}, report=True)
+    case = json.dumps({"code": test.code, "entry_point": test.entry_point})
+    judge = HarnessRun(
+        argv=_with_script(spec, harness.harness_file),
+        files={harness.harness_file: harness.harness, "rlvr_case.json": case},
+    )
+    return Run(command=_with_script(spec, harness.server_file, "serve"), harness=judge)
+
+
 def plan_job(code: str, spec: LanguageSpec, tests: list[TestCase], settings: CodeSettings) -> ItemPlan:
     """One job for the item: the program compiled once, one run per test."""
-    harness = HARNESSES.get(spec.name)
-    limits = _limits(settings)
-    stop = settings.stop_on_first_failure
-    if harness is None:
-        runs = [Run(stdin=_stdin(test)) for test in tests]
-        source = SOURCE_ADAPTERS.get(spec.name, str)(code)
-        job = Job(language=spec.name, source=source, runs=runs, limits=limits, stop_on_first_failure=stop)
-        return ItemPlan(code=code, spec=spec, tests=tests, job=job, nonces=(None,) * len(tests))
-    nonces = tuple(secrets.token_hex(16) for _ in tests)
-    # The harness travels with every run too: a run's work dir is a fresh copy of the job's build dir, which an
-    # earlier run's program could have rewritten; a per-run file is written over the copy.
-    runs = [
-        Run(stdin=_stdin(test), files={_CASE_FILE: _case_file(test, nonce), spec.source_file: harness.source})
-        for test, nonce in zip(tests, nonces, strict=True)
-    ]
+    needs_server = any(not isinstance(test, StdinStdoutTest) for test in tests)
+    files = {_harnesses()[spec.name].server_file: _harnesses()[spec.name].server} if needs_server else {}
     job = Job(
         language=spec.name,
-        source=harness.source,
-        runs=runs,
-        limits=limits,
-        files={harness.solution_file: code},
-        stop_on_first_failure=stop,
+        source=SOURCE_ADAPTERS.get(spec.name, str)(code),
+        runs=[_run_for(test, spec) for test in tests],
+        limits=_limits(settings),
+        files=files,
+        stop_on_first_failure=settings.stop_on_first_failure,
     )
-    return ItemPlan(code=code, spec=spec, tests=tests, job=job, nonces=nonces)
+    return ItemPlan(code=code, spec=spec, tests=tests, job=job)
 
 
 # ---------------------------------------------------------------------------------------------------- judge
@@ -698,21 +452,6 @@ def _trim_tail(text: str, limit: int = _TRIM_CHARS) -> str:
     return text if len(text) <= limit else f"[{len(text) - limit} more] ..." + text[-limit:]
 
 
-def _verdict_payload(stdout: str, nonce: str | None) -> dict[str, Any] | None:
-    """The harness's verdict, found only by this run's nonce (a program cannot forge it without the nonce)."""
-    if nonce is None:
-        return None
-    start = stdout.rfind(nonce + " ")
-    if start < 0:
-        return None
-    line = stdout[start + len(nonce) + 1 :].split("\n", 1)[0]
-    try:
-        payload = json.loads(line)
-    except ValueError:
-        return None
-    return payload if isinstance(payload, dict) else None
-
-
 def _failed_run(run: ExecResult) -> _Outcome:
     if run.status == RunStatus.RE:
         how = f"killed by signal {run.signal}" if run.signal else f"exit code {run.exit_code}"
@@ -728,36 +467,51 @@ def _judge_stdin(test: StdinStdoutTest, run: ExecResult, settings: CodeSettings)
     return _Outcome(Verdict.WA if difference else Verdict.AC, difference or "", run, shown)
 
 
-def _judge_call(test: CallTest, run: ExecResult, payload: dict[str, Any], settings: CodeSettings) -> _Outcome:
-    result = payload.get("result")
-    shown = {"result": _trim(json.dumps(result)), "expected": _trim(json.dumps(test.expected))}
-    if json_equal(result, test.expected, settings.float_tolerance):
+def _judge_call(test: CallTest, run: ExecResult, settings: CodeSettings) -> _Outcome:
+    expected = {"expected": describe_value(test.expected, _TRIM_CHARS)}
+    try:
+        value = decode_value(run.report or "", max_bytes=settings.output_limit_bytes, max_depth=_MAX_VALUE_DEPTH)
+    except MalformedValue as exc:
+        return _Outcome(Verdict.WA, f"the returned value cannot be judged: {_trim(str(exc), 200)}", run, expected)
+    shown = {"result": describe_value(value, _TRIM_CHARS), **expected}
+    if json_equal(value, test.expected, settings.float_tolerance):
         return _Outcome(Verdict.AC, "", run, shown)
     return _Outcome(Verdict.WA, "the call returned a different value", run, shown)
 
 
-def _judge_assert(run: ExecResult, payload: dict[str, Any]) -> _Outcome:
-    if payload.get("passed") is True:
+def _verdict(report: str | None) -> dict[str, Any] | None:
+    """The harness's verdict line (written by our harness, in its own process and uid)."""
+    if not report:
+        return None
+    try:
+        verdict = json.loads(report[:_MAX_VERDICT_CHARS])
+    except (ValueError, RecursionError):
+        return None
+    return verdict if isinstance(verdict, dict) else None
+
+
+def _judge_assert(run: ExecResult) -> _Outcome:
+    verdict = _verdict(run.report)
+    if verdict is None:
+        note = f" (harness exit code {run.harness_exit})" if run.harness_exit else ""
+        return _Outcome(Verdict.WA, f"no verdict: the test did not finish{note}", run)
+    if "bad_test" in verdict:
+        raise InvalidItem("tests", f"test code does not compile: {_trim_tail(str(verdict['bad_test']))}")
+    if verdict.get("passed") is True:
         return _Outcome(Verdict.AC, "", run)
-    return _Outcome(Verdict.WA, _trim_tail(str(payload.get("failed", "assertion failed"))), run)
+    reason = verdict.get("failed") or verdict.get("error") or "assertion failed"
+    return _Outcome(Verdict.WA, _trim_tail(str(reason)), run)
 
 
-def judge_run(test: TestCase, run: ExecResult | None, nonce: str | None, settings: CodeSettings) -> _Outcome:
+def judge_run(test: TestCase, run: ExecResult | None, settings: CodeSettings) -> _Outcome:
     """One test's outcome from its run (None: the sandbox skipped it)."""
     if run is None:
         return _Outcome(Verdict.SKIPPED, "not run: an earlier test failed")
-    payload = _verdict_payload(run.stdout, nonce)
-    if payload is not None and "compile_error" in payload:
-        return _Outcome(Verdict.CE, _trim_tail(str(payload["compile_error"])), run)
-    if payload is not None and "bad_test" in payload:
-        raise InvalidItem("tests", f"test code does not compile: {_trim_tail(str(payload['bad_test']))}")
     if run.status != RunStatus.OK:
         return _failed_run(run)
     if isinstance(test, StdinStdoutTest):
         return _judge_stdin(test, run, settings)
-    if payload is None:
-        return _Outcome(Verdict.WA, "no verdict: the program exited before the test finished", run)
-    return _judge_call(test, run, payload, settings) if isinstance(test, CallTest) else _judge_assert(run, payload)
+    return _judge_call(test, run, settings) if isinstance(test, CallTest) else _judge_assert(run)
 
 
 def _stop_after_first_failure(outcomes: list[_Outcome]) -> list[_Outcome]:
@@ -769,7 +523,7 @@ def _stop_after_first_failure(outcomes: list[_Outcome]) -> list[_Outcome]:
 
 
 def _run_details(run: ExecResult) -> dict[str, Any]:
-    return {
+    details = {
         "wall_s": round(run.wall_s, 4),
         "cpu_s": round(run.cpu_s, 4),
         "peak_memory_kb": run.peak_memory_kb,
@@ -778,6 +532,9 @@ def _run_details(run: ExecResult) -> dict[str, Any]:
         "stdout": _trim(run.stdout),
         "stderr": _trim_tail(run.stderr),
     }
+    if run.harness_stderr:
+        details["harness_stderr"] = _trim_tail(run.harness_stderr)
+    return details
 
 
 def _outcome_details(index: int, test: TestCase, outcome: _Outcome) -> dict[str, Any]:
@@ -808,31 +565,50 @@ def _outcomes(plan: ItemPlan, result: JobResult, settings: CodeSettings) -> list
     if len(result.runs) < len(tests) and not settings.stop_on_first_failure:
         return [_Outcome(Verdict.SANDBOX_ERROR, "the sandbox returned fewer runs than tests")] * len(tests)
     runs: list[ExecResult | None] = [*result.runs, *([None] * (len(tests) - len(result.runs)))]
-    outcomes = [
-        judge_run(test, run, nonce, settings) for test, run, nonce in zip(tests, runs, plan.nonces, strict=True)
-    ]
+    outcomes = [judge_run(test, run, settings) for test, run in zip(tests, runs, strict=True)]
     return _stop_after_first_failure(outcomes) if settings.stop_on_first_failure else outcomes
 
 
-def _item_result(plan: ItemPlan, outcomes: list[_Outcome], result: JobResult, mode: ScoreMode) -> CheckResult:
-    tests = plan.tests
+def _details(plan: ItemPlan, outcomes: list[_Outcome], result: JobResult) -> dict[str, Any]:
     statuses = [outcome.status for outcome in outcomes]
-    passed = statuses.count(Verdict.AC)
-    compile_error = Verdict.CE in statuses
-    details = {
+    return {
         "verdict": next((status for status in statuses if status != Verdict.AC), Verdict.AC),
         "language": plan.spec.name,
-        "passed": passed,
-        "total": len(tests),
+        "passed": statuses.count(Verdict.AC),
+        "total": len(plan.tests),
         "compile": _compile_details(result.compile),
-        "tests": [_outcome_details(index, *pair) for index, pair in enumerate(zip(tests, outcomes, strict=True))],
+        "tests": [_outcome_details(index, *pair) for index, pair in enumerate(zip(plan.tests, outcomes, strict=True))],
         "code": _trim(plan.code, _CODE_CHARS),
     }
-    if Verdict.SANDBOX_ERROR in statuses:
-        reason = next(outcome.message for outcome in outcomes if outcome.status == Verdict.SANDBOX_ERROR)
-        return CheckResult.unjudgeable(Status.ERROR, FailureKind.SANDBOX_ERROR, f"sandbox error: {reason}", **details)
-    points = score(mode, 0 if compile_error else passed, len(tests), compile_error=compile_error)
-    return CheckResult(score=points, status=Status.OK, details=details)
+
+
+def _item_result(plan: ItemPlan, outcomes: list[_Outcome], result: JobResult, mode: ScoreMode) -> CheckResult:
+    statuses = [outcome.status for outcome in outcomes]
+    compile_error = Verdict.CE in statuses
+    details = _details(plan, outcomes, result)
+    passed = 0 if compile_error else details["passed"]
+    return CheckResult(
+        score=score(mode, passed, len(plan.tests), compile_error=compile_error), status=Status.OK, details=details
+    )
+
+
+def _infrastructure_failure(outcomes: list[_Outcome]) -> str | None:
+    """Why the sandbox failed under this job, or None when every test got a verdict of the program's own."""
+    return next((outcome.message for outcome in outcomes if outcome.status == Verdict.SANDBOX_ERROR), None)
+
+
+def _broke_sandbox(plan: ItemPlan, reason: str, mode: ScoreMode) -> CheckResult:
+    """The sandbox failed under this program twice, on two instances: the program is the cause. It scores what
+    failing every test scores, not a mask, so that breaking the judge never pays."""
+    details = {
+        "verdict": Verdict.BROKE_SANDBOX,
+        "language": plan.spec.name,
+        "passed": 0,
+        "total": len(plan.tests),
+        "reason": _trim_tail(reason),
+        "code": _trim(plan.code, _CODE_CHARS),
+    }
+    return CheckResult(score=score(mode, 0, len(plan.tests)), status=Status.OK, details=details)
 
 
 # ---------------------------------------------------------------------------------------------------- check
@@ -848,19 +624,6 @@ def _resolve(sample: Sample, settings: CodeSettings) -> LanguageSpec:
         return resolve_language(name)
     except UnknownLanguage as exc:
         raise InvalidItem("language", str(exc)) from None
-
-
-async def _run_job(sandbox: Sandbox, job: Job) -> JobResult | CheckResult:
-    try:
-        return await sandbox.run(job)
-    except SandboxOverloaded:
-        raise
-    except SandboxUnavailable as exc:
-        return CheckResult.unjudgeable(Status.NO_SANDBOX, FailureKind.NO_SANDBOX, f"no sandbox: {exc}")
-    except UnknownLanguage as exc:
-        return CheckResult.unjudgeable(Status.INVALID_ITEM, FailureKind.INVALID_ITEM, str(exc), field="language")
-    except SandboxError as exc:
-        return CheckResult.unjudgeable(Status.ERROR, FailureKind.SANDBOX_ERROR, f"sandbox error: {exc}")
 
 
 def plan_item(sample: Sample, settings: CodeSettings) -> ItemPlan | CheckResult:
@@ -882,21 +645,64 @@ def plan_item(sample: Sample, settings: CodeSettings) -> ItemPlan | CheckResult:
 
 
 def judge(plan: ItemPlan, result: JobResult, settings: CodeSettings) -> CheckResult:
-    """The item's result from the sandbox's results for its job."""
+    """The item's result from the sandbox's results for its job (a SANDBOX_ERROR test masks it)."""
+    return _judge_safely(plan, result, settings)[0]
+
+
+def _judge_safely(plan: ItemPlan, result: JobResult, settings: CodeSettings) -> tuple[CheckResult, str | None]:
+    """(the item's result, why the sandbox failed under it or None). Runs in a worker thread: judging reads up to
+    the output caps of every test, and must never hold the event loop."""
     try:
         outcomes = _outcomes(plan, result, settings)
     except InvalidItem as exc:
-        return _invalid(exc)
-    return _item_result(plan, outcomes, result, settings.mode)
+        return _invalid(exc), None
+    reason = _infrastructure_failure(outcomes)
+    if reason is not None:
+        details = _details(plan, outcomes, result)
+        masked = CheckResult.unjudgeable(Status.ERROR, FailureKind.SANDBOX_ERROR, f"sandbox error: {reason}", **details)
+        return masked, reason
+    return _item_result(plan, outcomes, result, settings.mode), None
+
+
+async def _attempt(sandbox: Sandbox, plan: ItemPlan, settings: CodeSettings) -> tuple[CheckResult, str | None]:
+    """One try of the job: (its result, why the sandbox failed under the job, or None)."""
+    try:
+        result = await sandbox.run(plan.job)
+    except SandboxOverloaded:
+        raise
+    except SandboxUnavailable as exc:
+        return CheckResult.unjudgeable(Status.NO_SANDBOX, FailureKind.NO_SANDBOX, f"no sandbox: {exc}"), None
+    except UnknownLanguage as exc:
+        return CheckResult.unjudgeable(Status.INVALID_ITEM, FailureKind.INVALID_ITEM, str(exc), field="language"), None
+    except SandboxJobFailed as exc:
+        masked = CheckResult.unjudgeable(Status.ERROR, FailureKind.SANDBOX_ERROR, f"sandbox error: {exc}")
+        return masked, str(exc)
+    except SandboxError as exc:  # the pool itself is closed or dead: ours, and no retry can help
+        return CheckResult.unjudgeable(Status.ERROR, FailureKind.SANDBOX_ERROR, f"sandbox error: {exc}"), None
+    try:
+        return await asyncio.to_thread(_judge_safely, plan, result, settings)
+    except Exception as exc:  # a bug of ours while judging: this item's status, never its batch's
+        reason = f"judging failed: {type(exc).__name__}: {_trim(str(exc), 200)}"
+        return CheckResult.unjudgeable(Status.ERROR, FailureKind.INTERNAL_ERROR, reason), None
 
 
 async def check(sample: Sample, settings: CodeSettings, sandbox: Sandbox) -> CheckResult:
-    """Run the completion's program against the item's tests in ``sandbox`` and score it."""
+    """Run the completion's program against the item's tests in ``sandbox`` and score it.
+
+    When the sandbox fails under the job (its instance died, hung or answered garbage), the job runs once more
+    on a fresh instance; a failure that reproduces is the program's doing and scores as failing every test."""
     plan = plan_item(sample, settings)
     if isinstance(plan, CheckResult):
         return plan
-    result = await _run_job(sandbox, plan.job)
-    return result if isinstance(result, CheckResult) else judge(plan, result, settings)
+    result, failure = await _attempt(sandbox, plan, settings)
+    if failure is None:
+        return result
+    retried, failure_again = await _attempt(sandbox, plan, settings)
+    if failure_again is None:
+        return retried
+    return _broke_sandbox(
+        plan, f"the sandbox failed twice under this program: {failure}; then: {failure_again}", settings.mode
+    )
 
 
 def work_key(sample: Sample, settings: CodeSettings) -> str:

@@ -7,21 +7,34 @@ job (see the runner's docstring for the JSON), enforces a host-side deadline, an
 (destroy, then start a fresh one in the background) after ``max_jobs_per_slot`` jobs, after a run breached a
 limit (TLE / MLE / OLE), after the runner reported ``dirty`` (something escaped a run), and after any failure.
 
-Errors: a runner that hangs past the deadline, dies, or answers garbage raises ``SandboxError`` for that job
-(its slot is replaced); ``SandboxOverloaded`` when more than ``queue_limit`` jobs already wait; an unknown or
+Errors: a runner that hangs past the deadline, dies, or answers garbage (an unreadable or oversized result)
+raises ``SandboxJobFailed`` for that job (its slot is replaced; the caller may retry the job once on a fresh
+one); a pool that is closed or dead before the job reached a runner raises a plain ``SandboxError``; ``SandboxOverloaded`` when more than ``queue_limit`` jobs already wait; an unknown or
 unavailable language raises ``sandboxes.languages.UnknownLanguage`` (a ValueError: the caller's mistake).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import json
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Protocol
 
-from sandboxes.base import ExecResult, Job, JobResult, RunStatus, SandboxError, SandboxOverloaded, SandboxUnavailable
+from sandboxes.base import (
+    ExecResult,
+    Job,
+    JobResult,
+    Run,
+    RunStatus,
+    SandboxError,
+    SandboxJobFailed,
+    SandboxOverloaded,
+    SandboxUnavailable,
+)
 from sandboxes.config import SandboxConfig
 from sandboxes.languages import LanguageSpec, resolve_language
 
@@ -90,6 +103,18 @@ def _run_section(job: Job, spec: LanguageSpec) -> dict[str, Any]:
     return {"argv": spec.run_argv(limits.memory_mb), "limits": run_limits}
 
 
+def _run_entry(run: Run, memory_mb: int) -> dict[str, Any]:
+    entry: dict[str, Any] = {"stdin": run.stdin, "argv": list(run.argv), "files": dict(run.files)}
+    if run.command is not None:
+        entry["command"] = [arg.format(memory_mb=memory_mb) for arg in run.command]
+    if run.report:
+        entry["report"] = True
+    if run.harness is not None:
+        argv = [arg.format(memory_mb=memory_mb) for arg in run.harness.argv]
+        entry["harness"] = {"argv": argv, "files": dict(run.harness.files)}
+    return entry
+
+
 def encode_job(job: Job, spec: LanguageSpec, config: SandboxConfig) -> bytes:
     """The runner's JSON line for a job (newline included)."""
     payload = {
@@ -99,37 +124,46 @@ def encode_job(job: Job, spec: LanguageSpec, config: SandboxConfig) -> bytes:
         "env": spec.env,
         "compile": _compile_section(job, spec, config),
         "run": _run_section(job, spec),
-        "runs": [{"stdin": run.stdin, "argv": list(run.argv), "files": dict(run.files)} for run in job.runs],
+        "runs": [_run_entry(run, job.limits.memory_mb) for run in job.runs],
         "stop_on_first_failure": job.stop_on_first_failure,
         "result_bytes": config.max_result_mb << 20,
     }
     return json.dumps(payload, ensure_ascii=False).encode("utf-8", "surrogatepass") + b"\n"
 
 
+def _text(encoded: Any) -> str:
+    """A stream the runner sent base64-encoded, as text (invalid UTF-8 replaced)."""
+    return base64.b64decode(encoded or "", validate=True).decode("utf-8", "replace")
+
+
 def _exec_result(raw: dict[str, Any]) -> ExecResult:
+    harness = raw.get("harness") or {}
     return ExecResult(
         status=str(raw["status"]),
         exit_code=raw.get("exit_code"),
         signal=raw.get("signal"),
-        stdout=raw.get("stdout", ""),
-        stderr=raw.get("stderr", ""),
+        stdout=_text(raw.get("stdout")),
+        stderr=_text(raw.get("stderr")),
         wall_s=float(raw.get("wall_s", 0.0)),
         cpu_s=float(raw.get("cpu_s", 0.0)),
         peak_memory_kb=int(raw.get("peak_memory_kb", 0)),
-        message=raw.get("message", ""),
+        message=str(raw.get("message", "")),
+        report=None if raw.get("report") is None else _text(raw["report"]),
+        harness_exit=harness.get("exit_code"),
+        harness_stderr=_text(harness.get("stderr")),
     )
 
 
 def decode_result(line: bytes) -> tuple[JobResult, bool]:
-    """(the job's result, whether the instance is dirty); SandboxError when the runner failed on the job."""
+    """(the job's result, whether the instance is dirty); SandboxJobFailed when the runner failed on the job."""
     try:
         raw = json.loads(line)
         if raw.get("error"):
-            raise SandboxError(f"runner failed on the job: {raw['error']}")
+            raise SandboxJobFailed(f"runner failed on the job: {raw['error']}")
         compiled = None if raw["compile"] is None else _exec_result(raw["compile"])
         return JobResult(compile=compiled, runs=[_exec_result(run) for run in raw["runs"]]), bool(raw["dirty"])
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise SandboxError(f"unreadable runner result: {exc}") from exc
+    except (ValueError, KeyError, TypeError, AttributeError, binascii.Error) as exc:
+        raise SandboxJobFailed(f"unreadable runner result: {exc}") from exc
 
 
 def job_deadline(job: Job, spec: LanguageSpec, config: SandboxConfig) -> float:
@@ -254,14 +288,16 @@ class SlotPool:
                 line = await slot.channel.read_line()
         except TimeoutError as exc:
             self._counts["sandbox_errors"] += 1
-            raise SandboxError(f"the runner gave no result within {deadline_s:.1f}s", backend=self.backend) from exc
+            message = f"the runner gave no result within {deadline_s:.1f}s"
+            raise SandboxJobFailed(message, backend=self.backend) from exc
         except (EOFError, OSError) as exc:
             self._counts["sandbox_errors"] += 1
-            raise SandboxError(f"the runner is gone: {exc}", backend=self.backend) from exc
+            raise SandboxJobFailed(f"the runner is gone: {exc}", backend=self.backend) from exc
         try:
             return decode_result(line)
-        except SandboxError:
+        except SandboxJobFailed as exc:
             self._counts["sandbox_errors"] += 1
+            exc.backend = self.backend
             raise
 
     def _record(self, result: JobResult) -> None:

@@ -4,7 +4,10 @@ Exceptions::
 
     SandboxError                 our sandbox broke (never "the program failed": that is a RunStatus)
     ├── SandboxUnavailable       no backend can run here (no Docker engine, no bwrap, image missing)
-    └── SandboxOverloaded        the bounded queue is full; retry later
+    ├── SandboxOverloaded        the bounded queue is full; retry later
+    └── SandboxJobFailed         the instance failed while it held the job (its runner died, hung or answered
+                                 garbage): retried once on a fresh instance; if it happens again, the program
+                                 is the likely cause
 
 A job is one program in one language: it is compiled once (for compiled languages), then every run of the
 job executes the compiled program with its own stdin, in a fresh work dir, as a fresh process group, under the
@@ -20,6 +23,7 @@ from typing import Final, Protocol, runtime_checkable
 
 __all__ = [
     "ExecResult",
+    "Harness",
     "Job",
     "JobResult",
     "Limits",
@@ -27,6 +31,7 @@ __all__ = [
     "RunStatus",
     "Sandbox",
     "SandboxError",
+    "SandboxJobFailed",
     "SandboxOverloaded",
     "SandboxUnavailable",
 ]
@@ -52,6 +57,10 @@ class SandboxUnavailable(SandboxError):
     pass
 
 
+class SandboxJobFailed(SandboxError):
+    pass
+
+
 class SandboxOverloaded(SandboxError):
     def __init__(self, message: str, *, backend: str | None = None, retry_after_s: float = 1.0) -> None:
         super().__init__(message, backend=backend)
@@ -69,10 +78,21 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class Harness:
+    """A judge process beside the program: another uid, a dir of its own, the only holder of the verdict pipe."""
+
+    argv: tuple[str, ...]  # may hold {memory_mb}, like a language's run command
+    files: Mapping[str, str] = field(default_factory=dict)  # its dir's files (its source, the test case)
+
+
+@dataclass(frozen=True)
 class Run:
     stdin: str = ""
-    argv: tuple[str, ...] = ()  # extra arguments after the language's run command
-    files: Mapping[str, str] = field(default_factory=dict)  # extra files for this run only (e.g. a test harness)
+    argv: tuple[str, ...] = ()  # extra arguments after the language's run command (or ``command``)
+    files: Mapping[str, str] = field(default_factory=dict)  # extra files for this run only, beside the program
+    command: tuple[str, ...] | None = None  # replaces the language's run command (may hold {memory_mb})
+    report: bool = False  # the program gets a pipe of its own to report a value on (``ExecResult.report``)
+    harness: Harness | None = None  # a judge process that drives the program and reports the verdict
 
 
 @dataclass(frozen=True)
@@ -96,6 +116,9 @@ class ExecResult:
     cpu_s: float = 0.0
     peak_memory_kb: int = 0
     message: str = ""  # human note from the sandbox (why SANDBOX_ERROR, which limit was hit)
+    report: str | None = None  # what the report pipe carried (Run.report, or the harness's verdict)
+    harness_exit: int | None = None  # the harness's exit code (None: killed by a signal, or no harness)
+    harness_stderr: str = ""
 
 
 @dataclass(frozen=True)

@@ -72,12 +72,15 @@ _JVM_FLAGS = (
     "-Xss16m",
 )
 
+_PYTHON_SYNTAX_CHECK = "import sys; compile(open(sys.argv[1], 'rb').read(), 'solution.py', 'exec')"
+
 LANGUAGES: dict[str, LanguageSpec] = {
     "python": LanguageSpec(
         name="python",
         aliases=("python3", "py", "py3"),
         source_file="main.py",
-        compile=None,
+        # a syntax check, so that a syntax error is a compile error (CE) as in compiled languages, not a crash
+        compile=("python3", "-S", "-c", _PYTHON_SYNTAX_CHECK, "main.py"),
         run=("python3", "-S", "main.py"),
         env={"PYTHONDONTWRITEBYTECODE": "1", "PYTHONIOENCODING": "utf-8", "PYTHONHASHSEED": "0"},
         stack_mb=64,
@@ -119,9 +122,10 @@ LANGUAGES: dict[str, LanguageSpec] = {
         name="javascript",
         aliases=("js", "node", "nodejs"),
         source_file="main.js",
-        compile=None,
+        compile=("node", "--check", "main.js"),  # a syntax check: a syntax error is a CE
         run=("node", "--max-old-space-size={memory_mb}", "--stack-size=60000", "main.js"),
         address_space_headroom_mb=2048,
+        compile_headroom_mb=2048,
         min_processes=16,
         stack_mb=64,
     ),

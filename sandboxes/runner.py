@@ -1,45 +1,61 @@
 """The resident runner: a standalone, stdlib-only Python 3 script that runs INSIDE a sandbox instance.
 
 It imports nothing from the project: backends bind-mount this file read-only into the sandbox and start it as
-``python3 -I -S runner.py --work-base /tmp/rlvr --scratch /tmp --kill-strays`` (``--scratch``: writable
-dirs emptied after every job). It should be the sandbox's PID 1 (bwrap
-``--as-pid-1``; a container whose command is the runner, without ``--init``): then it reaps every orphan, and
-``kill(-1, SIGKILL)`` from a program cannot reach it.
+``python3 -I -S runner.py --work-base /work --scratch /tmp --kill-strays [--harness-uid H --candidate-uid C
+--gid G]``. It should be the sandbox's PID 1 (bwrap ``--as-pid-1``; a container whose command is the runner,
+without ``--init``): then it reaps every orphan, and no signal from inside the sandbox can stop it.
+
+Three parties, three uids (``separation: "uid"``): the runner is uid 0 of the sandbox with only the
+capabilities it needs (SETUID, SETGID, CHOWN, FOWNER, DAC_OVERRIDE, KILL); candidate programs (compile step and
+runs) run as ``--candidate-uid``; judge harnesses run as ``--harness-uid``. A candidate can therefore neither
+signal, ptrace nor read the memory or files of the runner or of a harness. Without the uid flags (an
+unprivileged backend) everything runs as the runner's own uid (``separation: "none"``, a weaker mode).
 
 Protocol (newline-delimited JSON, UTF-8; the runner's stdout carries nothing else)::
 
-    runner -> host, once at start:  {"ready": true, "protocol": 1, "pid": 1, "spawn": "shell" | "preexec"}
+    runner -> host, once at start:
+      {"ready": true, "protocol": 2, "pid": 1, "spawn": "shell" | "preexec", "separation": "uid" | "none"}
     host -> runner, one job a line:
       {"source_file": "main.cpp", "source": "...",
        "files": {"rel/path": "text"},            # beside the source, for every run
        "env": {"NAME": "value"},                   # on top of PATH, HOME, TMPDIR, LANG
        "compile": null | {"argv": [...], "limits": L},
-       "run": {"argv": [...], "limits": L},       # each run's argv = run.argv + runs[i].argv
-       "runs": [{"stdin": "...", "argv": [...], "files": {...}}],
+       "run": {"argv": [...], "limits": L},
+       "runs": [RUN, ...],
        "stop_on_first_failure": false,
-       "result_bytes": 268435456}                  # budget for all runs' stdout + stderr together
+       "result_bytes": 67108864}                   # budget for all runs' outputs together
+    RUN = {"stdin": "...", "argv": [...],          # argv = (command or run.argv) + argv
+           "command": [...],                        # optional: replaces run.argv for this run
+           "files": {...},                          # written into this run's work dir
+           "report": false,                         # true: the program gets a report pipe (RLVR_OUT_FD)
+           "harness": null | {"argv": [...], "files": {...}}}
     L = {"timeout_s": 2.0, "memory_mb": 256, "address_space_mb": 256, "output_bytes": 1048576,
          "file_size_mb": 64, "max_processes": 64, "stack_mb": 256}
     runner -> host, one result a line:
       {"compile": R | null, "runs": [R, ...], "dirty": false, "error": null}
-      (compile is null for interpreted languages; a compile that is not OK has status CE and no runs follow;
-      with stop_on_first_failure the runs after the first non-OK one are absent)
     R = {"status": "OK|TLE|MLE|OLE|RE|CE|SANDBOX_ERROR", "exit_code": int|null, "signal": int|null,
-         "stdout": str, "stderr": str, "wall_s": float, "cpu_s": float, "peak_memory_kb": int, "message": str}
+         "stdout": b64, "stderr": b64, "report": b64|null, "harness": H|null,
+         "wall_s": float, "cpu_s": float, "peak_memory_kb": int, "message": str}
+    H = {"exit_code": int|null, "signal": int|null, "stderr": b64}
 
-For each job: a fresh dir under the work base holds the source and files; the compile (if any) runs there once;
-every run gets a fresh copy of that dir, a new session / process group, rlimits (AS, CPU, FSIZE, NPROC, NOFILE,
-STACK, CORE=0; set by ``/bin/sh -c 'ulimit ...; exec'`` so the spawn can use vfork, or by a ``preexec_fn`` where the
-shell cannot: "spawn" in the ready line says which), a hard wall clock (SIGKILL to the whole group), and its stdin /
-stdout / stderr pumped through one epoll loop with a byte cap per stream (past it: SIGKILL, OLE). After each run the
-group is killed and, with ``--kill-strays``, every other process in the sandbox (one that escaped the group, e.g. a
-double-forked daemon) is killed and the job reported ``"dirty": true`` so the host recycles the instance.
-``"error"`` is set only when the runner itself failed on the job (a bad file name, an unwritable work dir). Output
-is decoded with errors="replace", so NUL bytes and invalid UTF-8 cannot break a result line.
+Outputs travel base64-encoded (raw bytes, at most 4/3 of their size: NUL bytes or invalid UTF-8 cannot inflate
+or break a line). ``"error"`` is set only when the runner failed on a job it was given wrong (a bad file name).
 
-The runner makes itself non-dumpable at start: programs share its uid, and would otherwise be able to write a
-forged result line into /proc/1/fd/1. After every job the ``--scratch`` dirs are emptied, so a file planted by
-one job (in /tmp, say) is gone before the next.
+A harnessed run (``"harness"``) is two processes joined by two pipes: the program (uid C, in the run's work
+dir, with ``RLVR_IN_FD`` / ``RLVR_OUT_FD``: requests in, replies out) and the harness (uid H, in a dir only it
+can read, with the other ends plus ``RLVR_REPORT_FD``: the verdict pipe, which only the harness ever holds).
+The run lasts until the harness exits; the program's group is then killed. A program that exits on its own
+before the harness is done is judged by its own exit (RE, MLE...). A run with ``"report"`` gives the program
+itself a pipe to the runner (call tests: the program's return value is data judged on the host).
+
+For each job: a fresh dir under the work base; the compile (if any) runs in ``build`` as uid C, after which
+``build`` is handed to root and made read-only; every run gets a fresh work dir owned by uid C holding
+hard links to the build's files (so no copy can fill the disk), a new session, rlimits (AS, CPU, FSIZE, NPROC,
+NOFILE, STACK, CORE=0), a hard wall clock (SIGKILL to the group) and a byte cap per output stream (past it:
+SIGKILL, OLE). After each run every other process in the sandbox is killed (``--kill-strays``; one that
+escaped the group marks the job ``"dirty"``: the host recycles the instance) and the ``--scratch`` dirs are
+emptied; after each job SysV IPC objects, POSIX message queues and the candidate uid's keyrings are removed,
+so nothing passes from one job to the next.
 """
 
 from __future__ import annotations
@@ -53,6 +69,8 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [entry for entry in sys.path if os.path.abspath(entry or ".") != _HERE]
 
 import argparse  # noqa: E402
+import base64  # noqa: E402
+import ctypes  # noqa: E402
 import errno  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
@@ -60,16 +78,20 @@ import resource  # noqa: E402
 import selectors  # noqa: E402
 import shutil  # noqa: E402
 import signal  # noqa: E402
+import stat  # noqa: E402
 import subprocess  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
-from typing import IO, Any  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+from typing import Any  # noqa: E402
 
 Json = dict[str, Any]
 
-PROTOCOL = 1
+PROTOCOL = 2
 EXIT_GRACE_S = 0.5  # after the program exits, how long its pipes may stay open (an escaped child holds them)
 CHUNK = 65536
+REPORT_BYTES = 1 << 20  # a harness's verdict; a call test's report is capped by the run's output_bytes instead
+HARNESS_STDERR_BYTES = 64 << 10
 MEMORY_MARKERS = (
     b"MemoryError",
     b"std::bad_alloc",
@@ -88,13 +110,43 @@ SHELL_LIMITS = (  # dash's ulimit takes one limit at a time
     'ulimit -c 0 && ulimit -v "$1" && ulimit -s "$2" && ulimit -t "$3" && ulimit -f "$4" && ulimit -n "$5" '
     '&& ulimit -p "$6" && shift 6 && exec "$@"'
 )
+# Signals a program could send the runner: each gets a handler that does nothing (a handler, not SIG_IGN: an
+# ignored disposition would be inherited by every program across exec). SIGCHLD keeps its default (wait4 needs
+# it), SIGPIPE too (the host went away: die), and faults are the kernel's to deliver.
+UNTOUCHED_SIGNALS = {"SIGCHLD", "SIGPIPE", "SIGSEGV", "SIGBUS", "SIGFPE", "SIGILL", "SIGTRAP", "SIGSYS"}
+IPC_RMID = 0
+KEYCTL_CLEAR = 7
+KEY_SPEC_USER_KEYRING = -4
+KEY_SPEC_USER_SESSION_KEYRING = -5
+SYS_KEYCTL = {"x86_64": 250, "aarch64": 219}
+MQUEUE_DIR = "/dev/mqueue"
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
 
 
 def result(status: str, message: str = "", **fields: Any) -> Json:
     base: Json = {"status": status, "exit_code": None, "signal": None, "stdout": "", "stderr": ""}
-    base.update({"wall_s": 0.0, "cpu_s": 0.0, "peak_memory_kb": 0, "message": message})
+    base.update({"report": None, "harness": None, "wall_s": 0.0, "cpu_s": 0.0, "peak_memory_kb": 0})
+    base["message"] = message
     base.update(fields)
     return base
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who a process runs as; uid None: the runner's own (no separation)."""
+
+    uid: int | None = None
+    gid: int | None = None
+
+    def chown(self, path: str) -> None:
+        if self.uid is not None:
+            os.lchown(path, self.uid, self.gid if self.gid is not None else -1)
+
+
+SELF = Identity()
 
 
 def safe_path(root: str, name: str) -> str:
@@ -103,12 +155,28 @@ def safe_path(root: str, name: str) -> str:
     return os.path.join(root, name)
 
 
-def write_files(root: str, files: dict[str, str]) -> None:
+def write_files(root: str, files: dict[str, str], owner: Identity = SELF) -> None:
     for name, text in files.items():
         path = safe_path(root, name)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "w", encoding="utf-8", errors="surrogatepass") as handle:
+        parent = os.path.dirname(path)
+        if not os.path.isdir(parent):
+            os.makedirs(parent)
+            walk = parent
+            while os.path.abspath(walk) != os.path.abspath(root):
+                owner.chown(walk)
+                walk = os.path.dirname(walk)
+        if os.path.lexists(path):  # an earlier file (a hard link to the build) is replaced, never written through
+            os.unlink(path)
+        with open(path, "x", encoding="utf-8", errors="surrogatepass") as handle:
             handle.write(text)
+        owner.chown(path)
+
+
+def make_dir(path: str, owner: Identity, mode: int) -> str:
+    os.mkdir(path, mode)
+    os.chmod(path, mode)
+    owner.chown(path)
+    return path
 
 
 def remove_tree(path: str) -> bool:
@@ -141,6 +209,38 @@ def unlink(path: str) -> bool:
     return True
 
 
+def seal_tree(root: str, separated: bool) -> None:
+    """After the compile: the build belongs to root and nobody may write it (runs only read and execute it)."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in (".", *dirnames, *filenames):
+            path = os.path.join(dirpath, name)
+            info = os.lstat(path)
+            if stat.S_ISLNK(info.st_mode):
+                continue
+            if not (stat.S_ISREG(info.st_mode) or stat.S_ISDIR(info.st_mode)):
+                os.unlink(path)  # a fifo or socket left by the compile step: nothing a run needs
+                continue
+            if separated:
+                os.lchown(path, 0, 0)
+            directory = stat.S_ISDIR(info.st_mode)
+            os.chmod(path, 0o755 if directory else stat.S_IMODE(info.st_mode) & 0o555 | 0o444)
+
+
+def link_tree(source: str, target: str, owner: Identity) -> None:
+    """A run's work dir: the build's dirs recreated for the program, its files hard-linked (read-only)."""
+    for dirpath, dirnames, filenames in os.walk(source):
+        relative = os.path.relpath(dirpath, source)
+        here = target if relative == "." else os.path.join(target, relative)
+        if relative != ".":
+            make_dir(here, owner, 0o755)
+        for name in filenames:
+            os.link(os.path.join(dirpath, name), os.path.join(here, name), follow_symlinks=False)
+        for name in list(dirnames):
+            if os.path.islink(os.path.join(dirpath, name)):
+                os.symlink(os.readlink(os.path.join(dirpath, name)), os.path.join(here, name))
+                dirnames.remove(name)
+
+
 def rlimit_values(limits: Json) -> dict[int, int]:
     cpu = math.ceil(limits["timeout_s"]) + 1
     return {
@@ -155,7 +255,7 @@ def rlimit_values(limits: Json) -> dict[int, int]:
 
 
 def rlimit_setter(limits: Json) -> Callable[[], None]:
-    """The slow path (a preexec_fn forces fork instead of vfork: ~3 ms more per run)."""
+    """The slow path, where /bin/sh cannot set the limits."""
     values = rlimit_values(limits)
 
     def apply() -> None:
@@ -166,7 +266,7 @@ def rlimit_setter(limits: Json) -> Callable[[], None]:
 
 
 def shell_argv(argv: list[str], limits: Json) -> list[str]:
-    """The fast path: /bin/sh sets the rlimits and execs the program (vfork-able, ~1 ms)."""
+    """The fast path: /bin/sh sets the rlimits and execs the program."""
     values = rlimit_values(limits)
     numbers = (
         values[resource.RLIMIT_AS] >> 10,
@@ -196,57 +296,88 @@ def find_executable(argv0: str, cwd: str, env: dict[str, str]) -> str | None:
     return shutil.which(argv0, path=env.get("PATH", BASE_PATH))
 
 
-class Pump:
-    """Feeds stdin and drains stdout / stderr of one process in one epoll loop, with a cap per stream."""
+@dataclass
+class Stream:
+    """One pipe the runner drains: what it keeps, its cap, and whether passing the cap is an OLE."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], stdin: bytes, cap: int) -> None:
-        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
-        self.stdin_pipe: IO[bytes] = proc.stdin
-        self.cap = cap
-        self.outputs = {"stdout": bytearray(), "stderr": bytearray()}
-        self.readers = {proc.stdout.fileno(): ("stdout", proc.stdout), proc.stderr.fileno(): ("stderr", proc.stderr)}
-        self.pending = memoryview(stdin)
+    name: str
+    file: Any
+    cap: int
+    fatal: bool  # True: past the cap the run is stopped (OLE); False: the rest is read and dropped
+    data: bytearray = field(default_factory=bytearray)
+
+
+@dataclass
+class Process:
+    name: str
+    popen: subprocess.Popen[bytes]
+    pidfd: int
+    exited_at: float | None = None
+    status: int = 0
+    usage: Any = None
+
+
+class Supervisor:
+    """Drives the processes of one run in one epoll loop: feeds stdin, drains every pipe with a cap each,
+    and notices exits (pidfds)."""
+
+    def __init__(self) -> None:
         self.selector = selectors.DefaultSelector()
-        self.pidfd = os.pidfd_open(proc.pid)
-        self.exited_at: float | None = None
-        self.overflow = False
-        for fd in self.readers:
-            os.set_blocking(fd, False)
-            self.selector.register(fd, selectors.EVENT_READ)
-        self.selector.register(self.pidfd, selectors.EVENT_READ)
+        self.streams: dict[int, Stream] = {}
+        self.processes: dict[int, Process] = {}  # by pidfd
         self.stdin_fd: int | None = None
-        if self.pending:
-            self.stdin_fd = proc.stdin.fileno()
-            os.set_blocking(self.stdin_fd, False)
-            self.selector.register(self.stdin_fd, selectors.EVENT_WRITE)
-        else:
-            self.stdin_pipe.close()
+        self.stdin_file: Any = None
+        self.pending = memoryview(b"")
+        self.overflow = False
+
+    def add_process(self, name: str, popen: subprocess.Popen[bytes]) -> Process:
+        process = Process(name, popen, os.pidfd_open(popen.pid))
+        self.processes[process.pidfd] = process
+        self.selector.register(process.pidfd, selectors.EVENT_READ)
+        return process
+
+    def add_stream(self, name: str, file: Any, cap: int, fatal: bool) -> None:
+        fd = file.fileno()
+        os.set_blocking(fd, False)
+        self.streams[fd] = Stream(name, file, cap, fatal)
+        self.selector.register(fd, selectors.EVENT_READ)
+
+    def feed(self, file: Any, data: bytes) -> None:
+        self.pending = memoryview(data)
+        if not data:
+            file.close()
+            return
+        self.stdin_file, self.stdin_fd = file, file.fileno()
+        os.set_blocking(self.stdin_fd, False)
+        self.selector.register(self.stdin_fd, selectors.EVENT_WRITE)
 
     def close_stdin(self) -> None:
         if self.stdin_fd is not None:
             self.selector.unregister(self.stdin_fd)
             self.stdin_fd = None
             try:
-                self.stdin_pipe.close()
+                self.stdin_file.close()
             except OSError:  # a broken pipe: nothing was buffered, writes go through os.write
                 pass
 
     def stop_reading(self, fd: int) -> None:
         self.selector.unregister(fd)
-        self.readers.pop(fd)[1].close()
+        self.streams[fd].file.close()
 
     def on_readable(self, fd: int) -> None:
+        stream = self.streams[fd]
         try:
             chunk = os.read(fd, CHUNK)
         except BlockingIOError:
             return
         if not chunk:
             self.stop_reading(fd)
+            del self.streams[fd]
+            self.streams[-fd - 1] = stream  # keep its data under a key no live fd has
             return
-        buffer = self.outputs[self.readers[fd][0]]
-        room = self.cap - len(buffer)
-        buffer += chunk[:room]
-        if len(chunk) > room:
+        room = stream.cap - len(stream.data)
+        stream.data += chunk[: max(room, 0)]
+        if len(chunk) > room and stream.fatal:
             self.overflow = True
 
     def on_writable(self, fd: int) -> None:
@@ -263,21 +394,25 @@ class Pump:
     def step(self, timeout: float) -> None:
         for key, _ in self.selector.select(max(timeout, 0)):
             fd = key.fd
-            if fd == self.pidfd:
+            if fd in self.processes:
                 self.selector.unregister(fd)
-                self.exited_at = time.monotonic()
+                self.processes[fd].exited_at = time.monotonic()
             elif fd == self.stdin_fd:
                 self.on_writable(fd)
-            elif fd in self.readers:
+            elif fd in self.streams:
                 self.on_readable(fd)
 
+    def reading(self) -> bool:
+        return any(fd >= 0 for fd in self.streams)
+
     def close(self) -> dict[str, bytes]:
-        for fd in list(self.readers):
+        for fd in [fd for fd in self.streams if fd >= 0]:
             self.stop_reading(fd)
         self.close_stdin()
         self.selector.close()
-        os.close(self.pidfd)
-        return {name: bytes(data) for name, data in self.outputs.items()}
+        for process in self.processes.values():
+            os.close(process.pidfd)
+        return {stream.name: bytes(stream.data) for stream in self.streams.values()}
 
 
 def kill_group(pgid: int) -> None:
@@ -287,35 +422,35 @@ def kill_group(pgid: int) -> None:
         pass
 
 
-def supervise(
-    proc: subprocess.Popen[bytes], stdin: bytes, limits: Json
-) -> tuple[dict[str, bytes], int, Any, float, bool, bool]:
-    """Pump the process's pipes until it exits, overflows, or runs out of wall clock; kill its group."""
+def supervise(supervisor: Supervisor, primary: Process, limits: Json) -> tuple[dict[str, bytes], float, bool]:
+    """Run until the primary process exits, a fatal stream overflows, or the wall clock runs out; then kill
+    every group and reap every process. (outputs, the primary's wall time, timed out)."""
     started = time.monotonic()
     deadline = started + limits["timeout_s"]
-    pump = Pump(proc, stdin, limits["output_bytes"])
+    groups = [process.popen.pid for process in supervisor.processes.values()]
     timed_out = False
     try:
-        while pump.exited_at is None:
+        while primary.exited_at is None and not supervisor.overflow:
             now = time.monotonic()
             if now >= deadline:
                 timed_out = True
                 break
-            pump.step(deadline - now)
-            if pump.overflow:
-                break
-        if pump.exited_at is not None:
-            kill_group(proc.pid)  # its children must not keep the pipes open
+            supervisor.step(deadline - now)
+        if primary.exited_at is not None:
+            for pgid in groups:
+                kill_group(pgid)  # children must not keep the pipes open
             grace_end = time.monotonic() + EXIT_GRACE_S
-            while pump.readers and not pump.overflow and time.monotonic() < grace_end:
-                pump.step(grace_end - time.monotonic())
+            while supervisor.reading() and not supervisor.overflow and time.monotonic() < grace_end:
+                supervisor.step(grace_end - time.monotonic())
     finally:
-        kill_group(proc.pid)
-        outputs = pump.close()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = status
-    wall = (pump.exited_at or time.monotonic()) - started
-    return outputs, status, usage, wall, timed_out, pump.overflow
+        for pgid in groups:
+            kill_group(pgid)
+        outputs = supervisor.close()
+    for process in supervisor.processes.values():
+        _, process.status, process.usage = os.wait4(process.popen.pid, 0)
+        process.popen.returncode = process.status
+    wall = (primary.exited_at or time.monotonic()) - started
+    return outputs, wall, timed_out
 
 
 def classify(
@@ -340,41 +475,34 @@ def classify(
     return "RE", code, sig, f"killed by signal {sig}" if sig else f"exit code {code}"
 
 
-def spawn(argv: list[str], cwd: str, env: dict[str, str], limits: Json, fast: bool) -> subprocess.Popen[bytes]:
-    if find_executable(argv[0], cwd, env) is None:
-        raise FileNotFoundError(errno.ENOENT, "no such executable", argv[0])
-    return subprocess.Popen(
-        shell_argv(argv, limits) if fast else argv,
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-        preexec_fn=None if fast else rlimit_setter(limits),
-    )
+@dataclass(frozen=True)
+class Spawner:
+    """Starts a process as a given identity under a run's limits, with extra pipe ends at fixed numbers."""
 
+    fast: bool
 
-def execute(argv: list[str], cwd: str, env: dict[str, str], stdin: bytes, limits: Json, fast: bool) -> tuple[Json, int]:
-    """Run one process to its end; (result, its process group id or 0 when it never started)."""
-    try:
-        proc = spawn(argv, cwd, env, limits, fast)
-    except OSError as exc:
-        return result("SANDBOX_ERROR", f"cannot start {argv[0]!r}: {exc}"), 0
-    outputs, status, usage, wall, timed_out, overflow = supervise(proc, stdin, limits)
-    state, code, sig, message = classify(limits, status, usage, outputs["stderr"], timed_out, overflow)
-    outcome = result(
-        state,
-        message,
-        exit_code=code,
-        signal=sig,
-        stdout=outputs["stdout"].decode("utf-8", "replace"),
-        stderr=outputs["stderr"].decode("utf-8", "replace"),
-        wall_s=round(wall, 6),
-        cpu_s=round(usage.ru_utime + usage.ru_stime, 6),
-        peak_memory_kb=usage.ru_maxrss,
-    )
-    return outcome, proc.pid
+    def start(
+        self, argv: list[str], cwd: str, env: dict[str, str], limits: Json, who: Identity, fds: dict[str, int]
+    ) -> subprocess.Popen[bytes]:
+        if find_executable(argv[0], cwd, env) is None:
+            raise FileNotFoundError(errno.ENOENT, "no such executable", argv[0])
+        env = {**env, **{name: str(fd) for name, fd in fds.items()}}
+        separated = who.uid is not None
+        return subprocess.Popen(
+            shell_argv(argv, limits) if self.fast else argv,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            pass_fds=tuple(fds.values()),
+            start_new_session=True,
+            preexec_fn=None if self.fast else rlimit_setter(limits),
+            user=who.uid if separated else None,
+            group=who.gid if separated else None,
+            extra_groups=[] if separated else None,
+            umask=0o022,
+        )
 
 
 def read_stat(pid: int) -> tuple[str, int, int] | None:
@@ -391,20 +519,49 @@ def ancestors(pid: int) -> set[int]:
     chain = set()
     while pid > 0 and pid not in chain:
         chain.add(pid)
-        stat = read_stat(pid)
-        pid = stat[1] if stat else 0
+        stat_ = read_stat(pid)
+        pid = stat_[1] if stat_ else 0
     return chain
 
 
+def process_result(process: Process, limits: Json, outputs: dict[str, bytes], timed_out: bool, overflow: bool) -> Json:
+    state, code, sig, message = classify(
+        limits, process.status, process.usage, outputs.get("stderr", b""), timed_out, overflow
+    )
+    return result(
+        state,
+        message,
+        exit_code=code,
+        signal=sig,
+        stdout=b64(outputs.get("stdout", b"")),
+        stderr=b64(outputs.get("stderr", b"")),
+        cpu_s=round(process.usage.ru_utime + process.usage.ru_stime, 6),
+        peak_memory_kb=process.usage.ru_maxrss,
+    )
+
+
 class Runner:
-    def __init__(self, work_base: str, kill_strays: bool, scratch: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        work_base: str,
+        kill_strays: bool,
+        scratch: list[str] | None = None,
+        harness: Identity = SELF,
+        candidate: Identity = SELF,
+    ) -> None:
         self.work_base = work_base
         self.kill_strays = kill_strays
         self.scratch = [os.path.abspath(path) for path in scratch or []]
         self.protected = ancestors(os.getpid())
         self.counter = 0
+        self.harness = harness
+        self.candidate = candidate
+        self.separated = candidate.uid is not None
         os.makedirs(work_base, exist_ok=True)
-        self.fast = shell_limits_work()
+        if self.separated:  # only the runner creates entries here; programs reach their own dirs by path
+            os.chown(work_base, 0, 0)
+            os.chmod(work_base, 0o711)
+        self.spawner = Spawner(shell_limits_work())
 
     def reap(self) -> None:
         while True:
@@ -415,8 +572,8 @@ class Runner:
             if pid == 0:
                 return
 
-    def sweep(self, run_pgid: int) -> bool:
-        """Kill whatever still runs in the sandbox besides the runner; True if something escaped the group."""
+    def sweep(self, pgids: list[int]) -> bool:
+        """Kill whatever still runs in the sandbox besides the runner; True if something escaped the groups."""
         escaped = False
         for _ in range(200):
             self.reap()
@@ -425,13 +582,13 @@ class Runner:
             alive = []
             for name in os.listdir("/proc"):
                 if name.isdigit() and int(name) not in self.protected:
-                    stat = read_stat(int(name))
-                    if stat and stat[0] not in ("Z", "X"):
-                        alive.append((int(name), stat[2]))
+                    stat_ = read_stat(int(name))
+                    if stat_ and stat_[0] not in ("Z", "X"):
+                        alive.append((int(name), stat_[2]))
             if not alive:
                 return escaped
             for pid, pgid in alive:
-                escaped = escaped or pgid != run_pgid
+                escaped = escaped or pgid not in pgids
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except (ProcessLookupError, PermissionError):
@@ -444,22 +601,29 @@ class Runner:
         env.update(job.get("env") or {})
         return env
 
+    def execute(self, argv: list[str], cwd: str, env: dict[str, str], stdin: bytes, limits: Json) -> tuple[Json, int]:
+        """Run one candidate process to its end; (result, its process group id or 0 when it never started)."""
+        try:
+            popen = self.spawner.start(argv, cwd, env, limits, self.candidate, {})
+        except OSError as exc:
+            return result("SANDBOX_ERROR", f"cannot start {argv[0]!r}: {exc}"), 0
+        supervisor = Supervisor()
+        program = supervisor.add_process("program", popen)
+        supervisor.add_stream("stdout", popen.stdout, limits["output_bytes"], True)
+        supervisor.add_stream("stderr", popen.stderr, limits["output_bytes"], True)
+        supervisor.feed(popen.stdin, stdin)
+        outputs, wall, timed_out = supervise(supervisor, program, limits)
+        outcome = process_result(program, limits, outputs, timed_out, supervisor.overflow)
+        outcome["wall_s"] = round(wall, 6)
+        return outcome, popen.pid
+
     def compile(self, job: Json, build: str, home: str) -> tuple[Json, int]:
         spec = job["compile"]
-        outcome, pgid = execute(spec["argv"], build, self.env(job, home), b"", spec["limits"], self.fast)
+        outcome, pgid = self.execute(spec["argv"], build, self.env(job, home), b"", spec["limits"])
         if outcome["status"] not in ("OK", "SANDBOX_ERROR"):
             outcome["message"] = f"compilation failed: {outcome['message']}"
             outcome["status"] = "CE"
         return outcome, pgid
-
-    def one_run(self, job: Json, build: str, index: int, run: Json) -> tuple[Json, int, str]:
-        workdir = os.path.join(self.work_base, f"run-{self.counter}-{index}")
-        shutil.copytree(build, workdir, symlinks=True)
-        write_files(workdir, run.get("files") or {})
-        argv = list(job["run"]["argv"]) + list(run.get("argv") or [])
-        stdin = (run.get("stdin") or "").encode("utf-8", "surrogatepass")
-        outcome, pgid = execute(argv, workdir, self.env(job, workdir), stdin, job["run"]["limits"], self.fast)
-        return outcome, pgid, workdir
 
     def run_job(self, job: Json) -> Json:
         self.counter += 1
@@ -467,60 +631,235 @@ class Runner:
         try:
             outcome = self.build_and_run(job, jobdir)
         finally:
-            removed = remove_tree(jobdir) and self.wipe_scratch()
+            removed = remove_tree(jobdir) and self.wipe_scratch(work_base=True)
+            if self.kill_strays:  # inside a sandbox of its own (its own IPC namespace): never on a bare host
+                self.clear_ipc()
         outcome["dirty"] = outcome["dirty"] or not removed
         return outcome
 
-    def wipe_scratch(self) -> bool:
-        """Empty the shared writable dirs, so no file planted by one job is there for the next one."""
+    def wipe_scratch(self, work_base: bool = False) -> bool:
+        """Empty the shared writable dirs, so no file planted by one run (in /tmp, say) is there for the next;
+        with ``work_base``, between jobs, whatever was left in the work base too."""
         clean = True
-        work_base = os.path.abspath(self.work_base)
-        for root in [*self.scratch, work_base]:
+        base = os.path.abspath(self.work_base)
+        for root in [*self.scratch, *([base] if work_base else [])]:
             for name in os.listdir(root) if os.path.isdir(root) else []:
                 path = os.path.join(root, name)
-                if path != work_base:
+                if path != base and not base.startswith(path + "/"):
                     clean = remove_entry(path) and clean
         return clean
 
+    def clear_ipc(self) -> None:
+        """Remove SysV IPC objects and POSIX message queues, and clear the candidate's keyrings: as the candidate
+        (their owner), in a child process. Nothing a job left there reaches the next job."""
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                uid, gid = self.candidate.uid, self.candidate.gid
+                if uid is not None and gid is not None:
+                    os.setgroups([])
+                    os.setresgid(gid, gid, gid)
+                    os.setresuid(uid, uid, uid)
+                remove_ipc_objects()
+                code = 0
+            finally:
+                os._exit(code)
+        os.waitpid(pid, 0)
+
     def build_and_run(self, job: Json, jobdir: str) -> Json:
-        build, home = os.path.join(jobdir, "build"), os.path.join(jobdir, "home")
-        os.makedirs(build)
-        os.makedirs(home)
-        write_files(build, job.get("files") or {})
-        write_files(build, {job["source_file"]: job["source"]})
+        make_dir(jobdir, SELF, 0o711)
+        build = make_dir(os.path.join(jobdir, "build"), self.candidate, 0o755)
+        home = make_dir(os.path.join(jobdir, "home"), self.candidate, 0o700)
+        write_files(build, job.get("files") or {}, self.candidate)
+        write_files(build, {job["source_file"]: job["source"]}, self.candidate)
         compiled: Json | None = None
         runs: list[Json] = []
         dirty = False
         if job.get("compile"):
             compiled, pgid = self.compile(job, build, home)
-            dirty = self.sweep(pgid)
+            dirty = self.sweep([pgid])
+            self.wipe_scratch()
+        seal_tree(build, self.separated)
         if compiled is None or compiled["status"] == "OK":
-            runs, dirty_runs = self.run_all(job, build)
+            runs, dirty_runs = self.run_all(job, jobdir, build)
             dirty = dirty or dirty_runs
         return {"compile": compiled, "runs": runs, "dirty": dirty, "error": None}
 
-    def run_all(self, job: Json, build: str) -> tuple[list[Json], bool]:
+    def run_all(self, job: Json, jobdir: str, build: str) -> tuple[list[Json], bool]:
         runs: list[Json] = []
-        dirty, budget = False, job.get("result_bytes", 1 << 28)
+        dirty, budget = False, job.get("result_bytes", 1 << 26)
         for index, run in enumerate(job.get("runs") or []):
             if budget < 0:
-                runs.append(result("SANDBOX_ERROR", "the job's total output exceeded the result budget"))
+                runs.append(result("OLE", "the job's outputs together exceeded the result budget"))
                 continue
-            outcome, pgid, workdir = self.one_run(job, build, index, run)
-            budget -= len(outcome["stdout"]) + len(outcome["stderr"])
-            dirty = self.sweep(pgid) or dirty
-            dirty = (not remove_tree(workdir)) or dirty
+            workdir = os.path.join(jobdir, f"run-{index}")
+            harness_dir = os.path.join(jobdir, f"harness-{index}")
+            try:
+                outcome, pgids = self.one_run(job, build, run, workdir, harness_dir)
+            except OSError as exc:
+                if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                    raise
+                outcome, pgids = result("OLE", "the program's files filled the sandbox's work dir"), []
+            budget -= sum(len(outcome[key] or "") for key in ("stdout", "stderr", "report")) * 3 // 4
+            dirty = self.sweep(pgids) or dirty
+            dirty = not (remove_tree(workdir) and remove_tree(harness_dir) and self.wipe_scratch()) or dirty
             runs.append(outcome)
             if job.get("stop_on_first_failure") and outcome["status"] != "OK":
                 break
         return runs, dirty
+
+    def one_run(self, job: Json, build: str, run: Json, workdir: str, harness_dir: str) -> tuple[Json, list[int]]:
+        make_dir(workdir, self.candidate, 0o755)
+        link_tree(build, workdir, self.candidate)
+        write_files(workdir, run.get("files") or {}, self.candidate)
+        argv = list(run.get("command") or job["run"]["argv"]) + list(run.get("argv") or [])
+        stdin = (run.get("stdin") or "").encode("utf-8", "surrogatepass")
+        limits = job["run"]["limits"]
+        env = self.env(job, workdir)
+        if run.get("harness"):
+            return self.harnessed_run(job, run["harness"], argv, workdir, harness_dir, env, limits)
+        if not run.get("report"):
+            outcome, pgid = self.execute(argv, workdir, env, stdin, limits)
+            return outcome, [pgid]
+        return self.reporting_run(argv, workdir, env, stdin, limits)
+
+    def reporting_run(
+        self, argv: list[str], workdir: str, env: dict[str, str], stdin: bytes, limits: Json
+    ) -> tuple[Json, list[int]]:
+        """The program writes its own report (a call test's return value) to a pipe of its own."""
+        report_read, report_write = os.pipe()
+        try:
+            popen = self.spawner.start(argv, workdir, env, limits, self.candidate, {"RLVR_OUT_FD": report_write})
+        except OSError as exc:
+            os.close(report_read)
+            return result("SANDBOX_ERROR", f"cannot start {argv[0]!r}: {exc}"), []
+        finally:
+            os.close(report_write)
+        supervisor = Supervisor()
+        program = supervisor.add_process("program", popen)
+        supervisor.add_stream("stdout", popen.stdout, limits["output_bytes"], True)
+        supervisor.add_stream("stderr", popen.stderr, limits["output_bytes"], True)
+        supervisor.add_stream("report", os.fdopen(report_read, "rb", buffering=0), limits["output_bytes"], True)
+        supervisor.feed(popen.stdin, stdin)
+        outputs, wall, timed_out = supervise(supervisor, program, limits)
+        outcome = process_result(program, limits, outputs, timed_out, supervisor.overflow)
+        outcome["wall_s"] = round(wall, 6)
+        outcome["report"] = b64(outputs["report"])
+        return outcome, [popen.pid]
+
+    def harnessed_run(
+        self,
+        job: Json,
+        harness: Json,
+        argv: list[str],
+        workdir: str,
+        harness_dir: str,
+        env: dict[str, str],
+        limits: Json,
+    ) -> tuple[Json, list[int]]:
+        """The program serves requests on a pipe; the harness (another uid, a private dir) drives it and alone
+        holds the verdict pipe."""
+        if not self.separated:  # same uid: the program could open the harness's pipes through /proc
+            raise ValueError("harnessed runs need uid separation (--harness-uid/--candidate-uid: start as root)")
+        make_dir(harness_dir, self.harness, 0o700)
+        write_files(harness_dir, harness.get("files") or {}, self.harness)
+        requests_read, requests_write = os.pipe()
+        replies_read, replies_write = os.pipe()
+        report_read, report_write = os.pipe()
+        started: list[subprocess.Popen[bytes]] = []
+        try:
+            started.append(
+                self.spawner.start(
+                    argv,
+                    workdir,
+                    env,
+                    limits,
+                    self.candidate,
+                    {"RLVR_IN_FD": requests_read, "RLVR_OUT_FD": replies_write},
+                )
+            )
+            harness_fds = {"RLVR_IN_FD": replies_read, "RLVR_OUT_FD": requests_write, "RLVR_REPORT_FD": report_write}
+            started.append(
+                self.spawner.start(
+                    list(harness["argv"]), harness_dir, self.env(job, harness_dir), limits, self.harness, harness_fds
+                )
+            )
+        except OSError as exc:
+            for popen in started:
+                kill_group(popen.pid)
+                popen.wait()
+            os.close(report_read)
+            return result("SANDBOX_ERROR", f"cannot start the run: {exc}"), []
+        finally:
+            for fd in (requests_read, requests_write, replies_read, replies_write, report_write):
+                os.close(fd)
+        program_popen, harness_popen = started
+        harness_popen.stdin.close()  # type: ignore[union-attr]
+        supervisor = Supervisor()
+        program = supervisor.add_process("program", program_popen)
+        judge = supervisor.add_process("harness", harness_popen)
+        supervisor.add_stream("stdout", program_popen.stdout, limits["output_bytes"], True)
+        supervisor.add_stream("stderr", program_popen.stderr, limits["output_bytes"], True)
+        supervisor.add_stream("harness_stdout", harness_popen.stdout, HARNESS_STDERR_BYTES, False)
+        supervisor.add_stream("harness_stderr", harness_popen.stderr, HARNESS_STDERR_BYTES, False)
+        supervisor.add_stream("report", os.fdopen(report_read, "rb", buffering=0), REPORT_BYTES, False)
+        supervisor.feed(program_popen.stdin, b"")
+        outputs, wall, timed_out = supervise(supervisor, judge, limits)
+        # The program is judged by its own exit only when it ended before the harness was done with it.
+        program_first = program.exited_at is not None and (
+            judge.exited_at is None or program.exited_at <= judge.exited_at
+        )
+        outcome = process_result(program, limits, outputs, timed_out, supervisor.overflow)
+        if timed_out:
+            outcome.update(status="TLE", message=f"time limit {limits['timeout_s']}s exceeded")
+        elif not program_first and not supervisor.overflow:
+            outcome.update(status="OK", message="")  # stopped by the runner once the harness was done
+        h_code = os.WEXITSTATUS(judge.status) if os.WIFEXITED(judge.status) else None
+        h_signal = os.WTERMSIG(judge.status) if os.WIFSIGNALED(judge.status) else None
+        outcome["harness"] = {"exit_code": h_code, "signal": h_signal, "stderr": b64(outputs["harness_stderr"])}
+        outcome["report"] = b64(outputs["report"])
+        outcome["wall_s"] = round(wall, 6)
+        return outcome, [program_popen.pid, harness_popen.pid]
+
+
+def _libc() -> Any:
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _ipc_ids(kind: str) -> list[int]:
+    """Ids of the SysV objects of one kind (shm, msg, sem) in this IPC namespace."""
+    try:
+        with open(f"/proc/sysvipc/{kind}", encoding="ascii") as handle:
+            lines = handle.read().splitlines()[1:]
+    except OSError:
+        return []
+    return [int(line.split()[1]) for line in lines if len(line.split()) > 1]
+
+
+def remove_ipc_objects() -> None:
+    """Everything this uid owns that outlives a process: SysV shm / msg / sem, POSIX mqueues, keyring keys."""
+    libc = _libc()
+    for shmid in _ipc_ids("shm"):
+        libc.shmctl(shmid, IPC_RMID, None)
+    for msqid in _ipc_ids("msg"):
+        libc.msgctl(msqid, IPC_RMID, None)
+    for semid in _ipc_ids("sem"):
+        libc.semctl(semid, 0, IPC_RMID)
+    if os.path.isdir(MQUEUE_DIR):
+        for name in os.listdir(MQUEUE_DIR):
+            unlink(os.path.join(MQUEUE_DIR, name))
+    keyctl = SYS_KEYCTL.get(os.uname().machine)
+    if keyctl is not None:
+        for keyring in (KEY_SPEC_USER_KEYRING, KEY_SPEC_USER_SESSION_KEYRING):
+            libc.syscall(keyctl, KEYCTL_CLEAR, keyring)
 
 
 def handle(runner: Runner, line: bytes) -> Json:
     try:
         return runner.run_job(json.loads(line))
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
             message = "the work dir is full"
         else:
             message = f"{type(exc).__name__}: {exc}"
@@ -528,17 +867,33 @@ def handle(runner: Runner, line: bytes) -> Json:
 
 
 def make_undumpable() -> None:
-    """Programs run as the runner's uid: without this they could open /proc/1/fd/1 and forge a result line,
-    read the next jobs from /proc/1/fd/0, or ptrace the runner."""
-    import ctypes  # only here: the runner's one use of it
-
-    libc = ctypes.CDLL(None, use_errno=True)
+    """Without this, a program sharing the runner's uid (no separation) could open /proc/1/fd/1 and forge a
+    result line, read the next jobs from /proc/1/fd/0, or ptrace the runner."""
+    libc = _libc()
     if libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE, 0) failed: refusing to run unprotected")
 
 
+def deafen() -> None:
+    """No signal a program can send stops the runner (as PID 1 of its namespace, one with a default
+    disposition is dropped by the kernel anyway; Python's own SIGINT handler would not be)."""
+
+    def ignore(signum: int, frame: Any) -> None:
+        return None
+
+    untouched = {getattr(signal, name) for name in UNTOUCHED_SIGNALS} | {signal.SIGKILL, signal.SIGSTOP}
+    for signum in signal.valid_signals():
+        if signum in untouched:
+            continue
+        try:
+            signal.signal(signum, ignore)
+        except (OSError, ValueError, RuntimeError):
+            pass
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+
+
 def emit(stream: Any, payload: Json) -> None:
-    stream.write(json.dumps(payload, ensure_ascii=False).encode("utf-8") + b"\n")
+    stream.write(json.dumps(payload, ensure_ascii=True).encode("ascii") + b"\n")
     stream.flush()
 
 
@@ -547,15 +902,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work-base", required=True, help="a tmpfs dir for the work dirs")
     parser.add_argument("--kill-strays", action="store_true", help="kill every other process after each run")
     parser.add_argument(
-        "--scratch", action="append", default=[], help="a writable dir emptied after every job (repeatable)"
+        "--scratch", action="append", default=[], help="a writable dir emptied after every run (repeatable)"
     )
+    parser.add_argument("--harness-uid", type=int, help="uid of judge harnesses (needs --candidate-uid, root)")
+    parser.add_argument("--candidate-uid", type=int, help="uid of candidate programs")
+    parser.add_argument("--gid", type=int, help="gid of harnesses and candidates")
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    uids = (args.harness_uid, args.candidate_uid, args.gid)
+    if any(value is not None for value in uids):
+        if None in uids or args.harness_uid == args.candidate_uid or 0 in uids[:2]:
+            parser.error("--harness-uid, --candidate-uid and --gid go together; the two uids differ, neither is 0")
+        if os.geteuid() != 0:
+            parser.error("uid separation needs the runner to start as uid 0 (with CAP_SETUID and CAP_SETGID)")
+    deafen()
     make_undumpable()
-    runner = Runner(args.work_base, args.kill_strays, args.scratch)
+    harness = Identity(args.harness_uid, args.gid) if args.harness_uid is not None else SELF
+    candidate = Identity(args.candidate_uid, args.gid) if args.candidate_uid is not None else SELF
+    runner = Runner(args.work_base, args.kill_strays, args.scratch, harness, candidate)
     out = sys.stdout.buffer
-    spawn_mode = "shell" if runner.fast else "preexec"
-    emit(out, {"ready": True, "protocol": PROTOCOL, "pid": os.getpid(), "spawn": spawn_mode})
+    ready = {
+        "ready": True,
+        "protocol": PROTOCOL,
+        "pid": os.getpid(),
+        "spawn": "shell" if runner.spawner.fast else "preexec",
+    }
+    emit(out, ready | {"separation": "uid" if runner.separated else "none"})
     for line in sys.stdin.buffer:
         if line.strip():
             emit(out, handle(runner, line))
