@@ -4,10 +4,13 @@
 
 from __future__ import annotations
 
-import dataclasses
+import base64
 import json
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,19 +18,32 @@ from typing import Any
 import pytest
 
 from sandboxes._pool import decode_result, encode_job, job_deadline
-from sandboxes.base import ExecResult, Job, Limits, Run, RunStatus, SandboxError
+from sandboxes.base import ExecResult, Harness, Job, Limits, Run, RunStatus, SandboxError
 from sandboxes.config import SandboxConfig
 from sandboxes.languages import resolve_language
 
 RUNNER = Path(__file__).parents[2] / "sandboxes" / "runner.py"
-EXEC_FIELDS = {field.name for field in dataclasses.fields(ExecResult)}
+RESULT_FIELDS = {
+    *("status", "exit_code", "signal", "stdout", "stderr", "report", "harness"),
+    *("wall_s", "cpu_s", "peak_memory_kb", "message"),
+}
 CONFIG = SandboxConfig()
+# As root the runner is started the way the backends start it: harness and program each as a uid of their own.
+SEPARATION = ["--harness-uid", "40001", "--candidate-uid", "40002", "--gid", "40000"] if os.geteuid() == 0 else []
+
+
+def _texts(run: dict[str, Any]) -> dict[str, Any]:
+    """A run as the test reads it: its base64 streams decoded."""
+    for key in ("stdout", "stderr", "report"):
+        if run.get(key) is not None:
+            run[key] = base64.b64decode(run[key]).decode("utf-8", "replace")
+    return run
 
 
 class RunnerProcess:
-    def __init__(self, work_base: Path) -> None:
+    def __init__(self, work_base: Path, separation: list[str] = SEPARATION) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-I", "-S", str(RUNNER), "--work-base", str(work_base)],
+            [sys.executable, "-I", "-S", str(RUNNER), "--work-base", str(work_base), *separation],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )
@@ -38,6 +54,8 @@ class RunnerProcess:
         line = self.process.stdout.readline()
         assert line.endswith(b"\n")
         parsed: dict[str, Any] = json.loads(line)
+        for run in [*parsed.get("runs", []), *([parsed["compile"]] if parsed.get("compile") else [])]:
+            _texts(run)
         return parsed
 
     def send_raw(self, line: bytes) -> dict[str, Any]:
@@ -61,10 +79,19 @@ class RunnerProcess:
 
 
 @pytest.fixture
-def runner(tmp_path: Path) -> Iterator[RunnerProcess]:
-    process = RunnerProcess(tmp_path / "work")
+def runner(work_root: Path) -> Iterator[RunnerProcess]:
+    process = RunnerProcess(work_root / "work")
     yield process
     process.close()
+
+
+@pytest.fixture
+def work_root() -> Iterator[Path]:
+    """A dir every uid can traverse (pytest's own tmp dirs are private to root)."""
+    root = Path(tempfile.mkdtemp(prefix="rlvr-runner-test-"))
+    root.chmod(0o755)
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def _python(source: str, *runs: Run, **job: Any) -> Job:
@@ -73,8 +100,9 @@ def _python(source: str, *runs: Run, **job: Any) -> Job:
 
 def test_the_runner_says_ready_first_and_exits_on_eof(runner: RunnerProcess) -> None:
     assert runner.hello["ready"] is True
-    assert runner.hello["protocol"] == 1
+    assert runner.hello["protocol"] == 2
     assert runner.hello["spawn"] == "shell"  # the fast path (no preexec_fn) works with this host's /bin/sh
+    assert runner.hello["separation"] == ("uid" if SEPARATION else "none")
     assert runner.close() == 0
 
 
@@ -101,7 +129,7 @@ def test_a_result_has_exactly_the_documented_shape(runner: RunnerProcess) -> Non
     answer = runner.send(_python("print(input()[::-1])", Run(stdin="abc\n")))
     assert set(answer) == {"compile", "runs", "dirty", "error"}
     (run,) = answer["runs"]
-    assert set(run) == EXEC_FIELDS
+    assert set(run) == RESULT_FIELDS
     assert (run["status"], run["stdout"], run["exit_code"], answer["dirty"], answer["error"]) == (
         "OK",
         "cba\n",
@@ -116,6 +144,18 @@ def test_every_run_gets_a_fresh_work_dir_with_the_job_files(runner: RunnerProces
     job = _python(source, Run(), Run(files={"extra.txt": "x"}), files={"data/input.txt": "42"})
     listings = [run["stdout"] for run in runner.send(job)["runs"]]
     assert listings == ["['data', 'main.py']\n", "['data', 'extra.txt', 'main.py']\n"]
+
+
+def test_the_build_is_read_only_to_the_runs(runner: RunnerProcess) -> None:
+    # run 1 tries to leave something for run 2 in its own files; run 2 must see the build as compiled
+    source = (
+        "import os\nfor name in ('main.py', 'data/input.txt'):\n    try:\n        open(name, 'a').write('#x')\n"
+        "    except OSError as exc:\n        print(type(exc).__name__)\nprint(open('data/input.txt').read())\n"
+    )
+    answer = runner.send(_python(source, Run(), Run(), files={"data/input.txt": "42"}))
+    outputs = [run["stdout"] for run in answer["runs"]]
+    assert outputs[0] == outputs[1]
+    assert outputs[1].endswith("42\n")
 
 
 def test_argv_and_files_reach_the_program(runner: RunnerProcess) -> None:
@@ -136,7 +176,21 @@ def test_stop_on_first_failure_leaves_the_rest_out(runner: RunnerProcess) -> Non
 def test_a_job_past_its_result_budget_stops_running(runner: RunnerProcess) -> None:
     source = "print('x' * 700_000)\n"
     answer = runner.send(_python(source, *[Run()] * 3), SandboxConfig(max_result_mb=1))
-    assert [run["status"] for run in answer["runs"]] == ["OK", "OK", "SANDBOX_ERROR"]
+    # the program's own outputs exhausted the budget: its failure (OLE), not the sandbox's
+    assert [run["status"] for run in answer["runs"]] == ["OK", "OK", "OLE"]
+
+
+def test_nul_bytes_cost_no_more_than_base64_in_the_result_line(runner: RunnerProcess) -> None:
+    assert runner.process.stdin is not None and runner.process.stdout is not None
+    runner.process.stdin.write(encode_job(_python("import sys\nsys.stdout.write('\\0' * 500_000)"), *_config()))
+    runner.process.stdin.flush()
+    line = runner.process.stdout.readline()
+    assert len(line) < 500_000 * 4 // 3 + 10_000
+    assert base64.b64decode(json.loads(line)["runs"][0]["stdout"]) == b"\0" * 500_000
+
+
+def _config() -> tuple[Any, SandboxConfig]:
+    return resolve_language("python"), CONFIG
 
 
 @pytest.mark.parametrize(
@@ -183,18 +237,18 @@ def test_a_missing_toolchain_is_the_sandboxes_fault(runner: RunnerProcess) -> No
 
 
 def test_the_host_decodes_a_runner_line() -> None:
-    line = json.dumps(
-        {
-            "compile": None,
-            "runs": [{"status": "RE", "exit_code": None, "signal": 11, "stdout": "", "stderr": "", "wall_s": 0.5}],
-            "dirty": True,
-            "error": None,
-        }
-    ).encode()
+    encoded = base64.b64encode("caf\xe9\n".encode()).decode()
+    run = {"status": "RE", "exit_code": None, "signal": 11, "stdout": encoded, "stderr": "", "wall_s": 0.5}
+    harness = {"exit_code": 3, "signal": None, "stderr": base64.b64encode(b"\xff").decode()}
+    line = json.dumps({"compile": None, "runs": [run | {"harness": harness}], "dirty": True, "error": None}).encode()
     result, dirty = decode_result(line)
     assert dirty is True
     assert result.compile is None
-    assert result.runs == [ExecResult(status=RunStatus.RE, signal=11, wall_s=0.5)]
+    assert result.runs == [
+        ExecResult(
+            status=RunStatus.RE, signal=11, wall_s=0.5, stdout="caf\xe9\n", harness_exit=3, harness_stderr="\ufffd"
+        )
+    ]
 
 
 @pytest.mark.parametrize(
@@ -204,6 +258,10 @@ def test_the_host_decodes_a_runner_line() -> None:
         pytest.param(b"garbage", id="garbage"),
         pytest.param(b'{"compile": null}', id="missing_runs"),
         pytest.param(b"[]", id="not_an_object"),
+        pytest.param(
+            b'{"compile": null, "runs": [{"status": "OK", "stdout": "not base64!"}], "dirty": false, "error": null}',
+            id="bad_base64",
+        ),
     ],
 )
 def test_a_bad_runner_line_is_a_sandbox_error(line: bytes) -> None:
@@ -225,6 +283,18 @@ def test_the_encoded_job_carries_the_languages_argv_and_the_limits() -> None:
     assert payload["runs"] == [{"stdin": "x", "argv": ["y"], "files": {}}]
 
 
+def test_the_encoded_job_carries_commands_reports_and_harnesses() -> None:
+    runs = [
+        Run(command=("node", "--max-old-space-size={memory_mb}", "server.js"), report=True),
+        Run(harness=Harness(argv=("python3", "h.py"), files={"h.py": "pass"})),
+    ]
+    job = Job(language="python", source="", runs=runs, limits=Limits(memory_mb=300))
+    payload = json.loads(encode_job(job, resolve_language("python"), CONFIG))
+    assert payload["runs"][0]["command"] == ["node", "--max-old-space-size=300", "server.js"]
+    assert payload["runs"][0]["report"] is True
+    assert payload["runs"][1]["harness"] == {"argv": ["python3", "h.py"], "files": {"h.py": "pass"}}
+
+
 def test_the_host_deadline_covers_compile_and_every_run() -> None:
     job = Job(language="cpp", source="", runs=[Run()] * 10, limits=Limits(timeout_s=2.0, compile_timeout_s=30.0))
     deadline = job_deadline(job, resolve_language("cpp"), CONFIG)
@@ -243,4 +313,78 @@ def test_the_runner_starts_from_its_own_directory_without_isolation_flags(tmp_pa
     )
     hello, answer = process.stdout.splitlines()
     assert json.loads(hello)["ready"] is True
-    assert json.loads(answer)["runs"][0]["stdout"] == "ok\n"
+    assert _texts(json.loads(answer)["runs"][0])["stdout"] == "ok\n"
+
+
+PROBE = (
+    "import os, signal\nprint(os.getuid(), os.getgid(), os.getgroups())\n"
+    "for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGKILL):\n"
+    "    try:\n        os.kill(os.getppid(), sig)\n    except OSError as exc:\n        print(exc.errno)\n"
+)
+
+
+@pytest.mark.skipif(not SEPARATION, reason="uid separation needs root")
+def test_programs_run_as_the_candidate_uid_and_cannot_signal_the_runner(runner: RunnerProcess) -> None:
+    answer = runner.send(_python(PROBE, Run(), Run()))
+    assert [run["stdout"] for run in answer["runs"]] == ["40002 40000 []\n" + "1\n" * 5] * 2  # EPERM each time
+    assert runner.process.poll() is None
+
+
+def test_the_runner_survives_every_signal_a_same_uid_program_sends(work_root: Path) -> None:
+    runner = RunnerProcess(work_root / "work", separation=[])
+    try:
+        source = "import os, signal\nfor sig in (2, 15, 1, 10, 12, 14, 3):\n    os.kill(os.getppid(), sig)\n"
+        answer = runner.send(_python(source))
+        assert answer["runs"][0]["status"] == "OK"
+        assert runner.send(_python("print(6 * 7)"))["runs"][0]["stdout"] == "42\n"
+    finally:
+        runner.close()
+
+
+HARNESS = (
+    "import json, os\ncase = json.load(open('case.json'))\n"
+    "os.write(int(os.environ['RLVR_OUT_FD']), b'ping\\n')\n"
+    "reply = os.read(int(os.environ['RLVR_IN_FD']), 100)\n"
+    "os.write(int(os.environ['RLVR_REPORT_FD']), json.dumps([case, reply.decode(), os.getuid()]).encode())\n"
+)
+SERVER = (
+    "import os\nline = os.read(int(os.environ['RLVR_IN_FD']), 100)\n"
+    "os.write(int(os.environ['RLVR_OUT_FD']), b'pong ' + line + str(os.getuid()).encode())\n"
+    "print(len(os.listdir('/proc/self/fd')), 'RLVR_REPORT_FD' in os.environ, flush=True)\n"
+    "import time\ntime.sleep(30)\n"
+)
+
+
+@pytest.mark.skipif(not SEPARATION, reason="uid separation needs root")
+def test_a_harnessed_run_joins_program_and_harness_and_only_the_harness_holds_the_verdict(
+    runner: RunnerProcess,
+) -> None:
+    harness = Harness(argv=("python3", "-S", "h.py"), files={"h.py": HARNESS, "case.json": '{"secret": 1}'})
+    job = _python(SERVER, Run(harness=harness, command=("python3", "-S", "main.py")))
+    (run,) = runner.send(job)["runs"]
+    assert run["status"] == "OK"  # the program was still sleeping: stopped by the runner once the harness was done
+    assert json.loads(run["report"]) == [{"secret": 1}, "pong ping\n40002", 40001]
+    assert run["stdout"] == "6 False\n"  # stdio, its two pipe ends, the listing's own: never the verdict pipe
+    assert run["harness"]["exit_code"] == 0
+
+
+@pytest.mark.skipif(not SEPARATION, reason="uid separation needs root")
+def test_the_program_cannot_read_the_harness_dir(runner: RunnerProcess) -> None:
+    spy = (
+        "import os\nfor look in (lambda: open('../harness-0/case.json').read(), lambda: os.listdir('../harness-0'),"
+        " lambda: os.listdir('..')):\n"
+        "    try:\n        print(look())\n    except OSError as exc:\n        print(exc.errno)\n"
+    )
+    harness = Harness(argv=("python3", "-S", "h.py"), files={"h.py": "import time\ntime.sleep(1)", "case.json": "{}"})
+    (run,) = runner.send(_python(spy, Run(harness=harness, command=("python3", "-S", "main.py"))))["runs"]
+    assert run["stdout"] == "13\n13\n13\n"  # EACCES: neither the harness's files nor the job dir's listing
+
+
+def test_without_separation_a_harnessed_run_is_refused(work_root: Path) -> None:
+    runner = RunnerProcess(work_root / "work", separation=[])
+    try:
+        harness = Harness(argv=("python3", "h.py"), files={"h.py": "pass"})
+        answer = runner.send(_python("pass", Run(harness=harness)))
+        assert "uid separation" in answer["error"]
+    finally:
+        runner.close()
