@@ -499,6 +499,8 @@ def _judge_assert(run: ExecResult) -> _Outcome:
         raise InvalidItem("tests", f"test code does not compile: {_trim_tail(str(verdict['bad_test']))}")
     if verdict.get("passed") is True:
         return _Outcome(Verdict.AC, "", run)
+    if "raised" in verdict:  # the program raised while the test called it
+        return _Outcome(Verdict.RE, _trim_tail(str(verdict["raised"])), run)
     reason = verdict.get("failed") or verdict.get("error") or "assertion failed"
     return _Outcome(Verdict.WA, _trim_tail(str(reason)), run)
 

@@ -38,7 +38,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
-from itertools import accumulate
+from itertools import accumulate, repeat
 from typing import Any
 
 __all__ = [
@@ -139,7 +139,7 @@ def _lines(text: str) -> list[str]:
 
 
 def _token_lists_equal(got: list[str], want: list[str], tolerance: float) -> bool:
-    return len(got) == len(want) and all(tokens_equal(g, w, tolerance) for g, w in zip(got, want, strict=True))
+    return len(got) == len(want) and all(map(tokens_equal, got, want, repeat(tolerance)))
 
 
 def _first_difference(got: list[str], want: list[str], same: Callable[[str, str], bool], unit: str) -> str | None:

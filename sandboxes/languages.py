@@ -73,6 +73,12 @@ _JVM_FLAGS = (
 )
 
 _PYTHON_SYNTAX_CHECK = "import sys; compile(open(sys.argv[1], 'rb').read(), 'solution.py', 'exec')"
+# python3 -S starts ~10 ms faster than with site, which is also what defines exit() and quit(); this loader puts
+# them back and runs the file as __main__. It only loads: it never reads, writes or judges anything.
+_PYTHON_MAIN = (
+    "import sys; __builtins__.exit = __builtins__.quit = sys.exit; del sys.argv[0]; __file__ = sys.argv[0]; "
+    "del sys; exec(compile(open(__file__, 'rb').read(), __file__, 'exec'))"
+)
 
 LANGUAGES: dict[str, LanguageSpec] = {
     "python": LanguageSpec(
@@ -81,7 +87,7 @@ LANGUAGES: dict[str, LanguageSpec] = {
         source_file="main.py",
         # a syntax check, so that a syntax error is a compile error (CE) as in compiled languages, not a crash
         compile=("python3", "-S", "-c", _PYTHON_SYNTAX_CHECK, "main.py"),
-        run=("python3", "-S", "main.py"),
+        run=("python3", "-S", "-c", _PYTHON_MAIN, "main.py"),
         env={"PYTHONDONTWRITEBYTECODE": "1", "PYTHONIOENCODING": "utf-8", "PYTHONHASHSEED": "0"},
         stack_mb=64,
     ),

@@ -67,6 +67,7 @@ function ask(request) {
     }
     const err = new Error(raised[1]);
     err.name = raised[0] === 'AssertionError' ? 'ProgramAssertionError' : raised[0];
+    err.rlvrFromProgram = true; // a runtime error of the program, unless the test catches it
     throw err;
   }
   return reply;
@@ -248,6 +249,7 @@ function runTests(testCase) {
   } catch (err) {
     if (err instanceof ProgramGone) return { error: err.message };
     if (err && err.code === 'ERR_ASSERTION') return { failed: describe(err) };
+    if (err && err.rlvrFromProgram === true) return { raised: describe(err) };
     return { error: describe(err) };
   }
   return { passed: true };

@@ -157,9 +157,11 @@ def remote_exception(described):
     if kind is StopIteration:
         kind = RuntimeError
     try:
-        return kind(message if kind is not RuntimeError else name + ": " + message)
+        raised = kind(message if kind is not RuntimeError else name + ": " + message)
     except Exception:
-        return RuntimeError(name + ": " + message)
+        raised = RuntimeError(name + ": " + message)
+    raised.rlvr_from_program = True  # the program raised it: a runtime error, unless the test catches it
+    return raised
 
 
 def decode(value, depth):
@@ -315,6 +317,8 @@ def run_tests(case):
     except AssertionError as exc:
         return {"failed": describe(exc)}
     except Exception as exc:
+        if getattr(exc, "rlvr_from_program", False):
+            return {"raised": describe(exc)}
         return {"error": describe(exc)}
     return {"passed": True}
 
