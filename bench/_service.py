@@ -24,11 +24,13 @@ def _free_port() -> int:
 
 
 @contextmanager
-def running_service(*flags: str) -> Iterator[tuple[str, int]]:
-    """Yield (base URL, server pid) of a ready service started with the given `rlvr serve` flags."""
+def running_service(*flags: str, tree: str | None = None) -> Iterator[tuple[str, int]]:
+    """Yield (base URL, server pid) of a ready service started with the given `rlvr serve` flags; ``tree``: run
+    the service of another checkout (a baseline commit) with this interpreter."""
     port = _free_port()
     argv = [sys.executable, "-m", "service", "serve", "--port", str(port), "--log-level", "warning", *flags]
-    proc = subprocess.Popen(argv)
+    env = None if tree is None else {**os.environ, "PYTHONPATH": tree}
+    proc = subprocess.Popen(argv, cwd=tree, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 300

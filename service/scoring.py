@@ -265,6 +265,9 @@ class Scorer:
             return CheckResult.unjudgeable(Status.NO_SANDBOX, FailureKind.NO_SANDBOX, str(exc))
         except SandboxError as exc:
             return CheckResult.unjudgeable(Status.ERROR, FailureKind.SANDBOX_ERROR, str(exc))
+        except Exception as exc:  # a bug of ours while judging one item: its status, never its batch's
+            reason = f"{name}: judging failed ({type(exc).__name__})"
+            return CheckResult.unjudgeable(Status.ERROR, FailureKind.INTERNAL_ERROR, reason)
         assert isinstance(result, CheckResult)
         return result
 
