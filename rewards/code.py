@@ -228,7 +228,9 @@ class CodeSettings(CheckerSettings):
     timeout_s: float = Field(5.0, gt=0, le=300, description="Wall-clock limit per test.")
     compile_timeout_s: float = Field(30.0, gt=0, le=600, description="Wall-clock limit of the compile step.")
     memory_mb: int = Field(512, ge=16, le=65536, description="Memory cap per test run.")
-    output_limit_bytes: int = Field(1 << 20, ge=1024, description="Cap on each of stdout and stderr; more is OLE.")
+    output_limit_bytes: int = Field(
+        1 << 20, ge=1024, le=16 << 20, description="Cap on each of stdout and stderr; more is OLE."
+    )
     max_tests: int = Field(256, ge=1, description="Items with more tests are invalid (masked), never truncated.")
     stop_on_first_failure: bool = Field(
         False, description="Stop at the first failing test; the tests after it count as failed."

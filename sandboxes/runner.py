@@ -689,8 +689,12 @@ class Runner:
     def run_all(self, job: Json, jobdir: str, build: str) -> tuple[list[Json], bool]:
         runs: list[Json] = []
         dirty, budget = False, job.get("result_bytes", 1 << 26)
+        output = job["run"]["limits"]["output_bytes"]
         for index, run in enumerate(job.get("runs") or []):
-            if budget < 0:
+            # the most this run can add (its streams, a report, a harness's), so the result line stays in budget
+            worst = output * (3 if run.get("report") else 2)
+            worst += REPORT_BYTES + HARNESS_STDERR_BYTES if run.get("harness") else 0
+            if budget < worst:
                 runs.append(result("OLE", "the job's outputs together exceeded the result budget"))
                 continue
             workdir = os.path.join(jobdir, f"run-{index}")

@@ -174,8 +174,9 @@ def test_stop_on_first_failure_leaves_the_rest_out(runner: RunnerProcess) -> Non
 
 
 def test_a_job_past_its_result_budget_stops_running(runner: RunnerProcess) -> None:
-    source = "print('x' * 700_000)\n"
-    answer = runner.send(_python(source, *[Run()] * 3), SandboxConfig(max_result_mb=1))
+    source = "print('x' * 250_000)\n"
+    job = _python(source, *[Run()] * 3, limits=Limits(output_bytes=300_000))
+    answer = runner.send(job, SandboxConfig(max_result_mb=1))  # room for two runs that could print 600 kB
     # the program's own outputs exhausted the budget: its failure (OLE), not the sandbox's
     assert [run["status"] for run in answer["runs"]] == ["OK", "OK", "OLE"]
 
