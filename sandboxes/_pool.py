@@ -9,8 +9,9 @@ limit (TLE / MLE / OLE), after the runner reported ``dirty`` (something escaped 
 
 Errors: a runner that hangs past the deadline, dies, or answers garbage (an unreadable or oversized result)
 raises ``SandboxJobFailed`` for that job (its slot is replaced; the caller may retry the job once on a fresh
-one); a pool that is closed or dead before the job reached a runner raises a plain ``SandboxError``; ``SandboxOverloaded`` when more than ``queue_limit`` jobs already wait; an unknown or
-unavailable language raises ``sandboxes.languages.UnknownLanguage`` (a ValueError: the caller's mistake).
+one); a pool that is closed or dead before the job reached a runner raises a plain ``SandboxError``;
+``SandboxOverloaded`` when more than ``queue_limit`` jobs already wait; an unknown or unavailable language
+raises ``sandboxes.languages.UnknownLanguage`` (a ValueError: the caller's mistake).
 """
 
 from __future__ import annotations

@@ -1,12 +1,16 @@
 """The docker backend: a warm pool of locked-down containers, each with one resident runner.
 
 Each slot of the pool (``SlotPool``) is a container from the runtime image (``sandboxes/images/build.sh``) with
-no network, a read-only root, size-capped tmpfs mounts for work dirs and /tmp, a non-root uid of its own, no
-capabilities, no-new-privileges, the default seccomp profile, and pids / memory (no swap) / CPU caps. The
-runner script is bind-mounted read-only and is the container's command and PID 1 (no docker-init: as PID 1 it
-reaps orphans and survives a program's ``kill -9 -1``); jobs go to its stdin and results come back on its
-stdout, both over the container's attach socket (stdout and stderr arrive multiplexed in 8-byte-header frames,
-since there is no TTY). The docker SDK is blocking: its calls run in a dedicated thread pool.
+no network, a read-only root, size-capped tmpfs mounts for work dirs and /tmp, its own IPC namespace with small
+SysV / POSIX IPC limits (``IPC_SYSCTLS``; an mqueue file system on /dev/mqueue, which Docker mounts),
+no-new-privileges, the default seccomp profile, and pids / memory (no swap) / CPU caps. The runner script is
+bind-mounted read-only and is the container's command and PID 1 (no docker-init: as PID 1 it reaps orphans and
+no signal from inside reaches it); it starts as uid 0 of the container holding only ``RUNNER_CAPABILITIES`` and
+runs judge harnesses and candidate programs as two host uids of the slot's own (``sandboxes._uids``: never
+shared by two live slots of this process, of either backend), without capabilities. Jobs go to its stdin and
+results come back on its stdout, both over the container's attach socket (stdout and stderr arrive multiplexed
+in 8-byte-header frames, since there is no TTY); a result line longer than ``config.result_line_bytes`` is the
+runner's failure, never a bigger buffer. The docker SDK is blocking: its calls run in a dedicated thread pool.
 
 Containers carry ``rlvr.sandbox=1`` and ``rlvr.owner`` labels; orphans of a dead owner are reaped at start and
 periodically (``sandboxes._reaper``).
@@ -20,11 +24,11 @@ import functools
 import itertools
 import logging
 import os
+import resource
 import secrets
 import shlex
 import socket
 import struct
-import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -35,6 +39,7 @@ import docker.errors
 
 from sandboxes._pool import SlotPool
 from sandboxes._reaper import CONFLICT, OWNER_LABEL, SANDBOX_LABEL, current_owner, reap_orphans
+from sandboxes._uids import SlotUids, slot_uid_pool
 from sandboxes.base import Job, JobResult, SandboxError, SandboxUnavailable
 from sandboxes.config import SandboxConfig
 from sandboxes.languages import LANGUAGES, available_languages
@@ -50,14 +55,24 @@ RUNNER_IN_CONTAINER = "/opt/rlvr/runner.py"
 WORK_DIR = "/work"
 DEFAULT_ENGINE_URL = "unix:///var/run/docker.sock"
 REAP_INTERVAL_S = 60.0
-# Each live container runs as its own uid, counted up from here: RLIMIT_NPROC counts a uid's processes across
-# the whole host (containers share the host's user namespace), so one slot's fork bomb must not eat another's.
-SLOT_UID_BASE = 20000
 INSTANCE_LABEL = "rlvr.instance"
-# Slot uids are unique across every DockerSandbox of this process: RLIMIT_NPROC counts per uid on the whole
-# host, so two slots sharing a uid would share one process budget (a fork bomb in one starves the other).
-_UIDS_IN_USE: set[int] = set()
-_UIDS_LOCK = threading.Lock()
+RUNNER_CAPABILITIES = ("SETUID", "SETGID", "CHOWN", "FOWNER", "DAC_OVERRIDE", "KILL")
+IPC_SHM_BYTES = 64 << 20  # all SysV shared memory of one container together (and the largest segment)
+# Namespaced IPC limits (the container has its own IPC namespace): what a program pins in shared memory or
+# message queues stays small beside the container's memory cap until the runner removes it after the job, and a
+# segment with no process attached is destroyed at once (shm_rmid_forced).
+IPC_SYSCTLS = {
+    "kernel.shmmax": str(IPC_SHM_BYTES),
+    "kernel.shmall": str(IPC_SHM_BYTES // resource.getpagesize()),  # in pages
+    "kernel.shmmni": "64",
+    "kernel.shm_rmid_forced": "1",
+    "kernel.msgmax": "8192",
+    "kernel.msgmnb": "16384",
+    "kernel.msgmni": "32",
+    "fs.mqueue.queues_max": "16",
+    "fs.mqueue.msg_max": "10",
+    "fs.mqueue.msgsize_max": "8192",
+}
 _FRAME_HEADER = struct.Struct(">BxxxL")  # stream (0 stdin, 1 stdout, 2 stderr), 3 pad bytes, payload size
 _STDOUT, _STDERR = 1, 2
 _STDERR_TAIL_BYTES = 4096
@@ -72,10 +87,12 @@ class _AttachChannel:
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         on_destroy: Callable[[], Awaitable[None]],
+        line_limit: int,
     ) -> None:
         self.container_id = container_id
         self._reader = reader
         self._writer = writer
+        self._line_limit = line_limit
         self._on_destroy = on_destroy
         self._stdout = bytearray()
         self._stderr_tail = b""
@@ -91,6 +108,8 @@ class _AttachChannel:
     async def read_line(self) -> bytes:
         searched = 0
         while (end := self._stdout.find(b"\n", searched)) < 0:
+            if len(self._stdout) > self._line_limit:
+                raise EOFError(f"oversized result line: the runner sent more than {self._line_limit} bytes")
             searched = len(self._stdout)
             stream, payload = await self._read_frame()
             if stream == _STDOUT:
@@ -104,6 +123,8 @@ class _AttachChannel:
     async def _read_frame(self) -> tuple[int, bytes]:
         try:
             stream, size = _FRAME_HEADER.unpack(await self._reader.readexactly(_FRAME_HEADER.size))
+            if size > self._line_limit:  # the engine sends small frames; a huge one is not read into memory
+                raise EOFError(f"oversized result line: a frame of {size} bytes")
             return stream, await self._reader.readexactly(size)
         except (asyncio.IncompleteReadError, ConnectionError, OSError) as exc:
             stderr = self._stderr_tail.decode(errors="replace").strip()
@@ -213,6 +234,7 @@ class DockerSandbox:
             "owner": self._owner,
             "instance": self._instance,
             "orphans_reaped": self._reaped,
+            "separation": "uid",
         }
 
     @property
@@ -244,25 +266,31 @@ class DockerSandbox:
         )
         return available_languages(set(found.decode().split()).__contains__)
 
-    def _create_container(self, uid: int) -> str:
-        container = self._client.containers.create(self.config.image, **self._container_options(uid))
+    def _create_container(self, uids: SlotUids) -> str:
+        container = self._client.containers.create(self.config.image, **self._container_options(uids))
         return str(container.id)
 
-    def _container_options(self, uid: int) -> dict[str, Any]:
+    def runner_command(self, uids: SlotUids) -> list[str]:
+        """The container's command: the resident runner as PID 1, told which uids the slot's processes get."""
+        return [
+            *("python3", "-I", "-S", RUNNER_IN_CONTAINER, "--work-base", WORK_DIR, "--kill-strays"),
+            *("--scratch", "/tmp", "--scratch", "/dev/shm"),  # emptied after every job
+            *("--harness-uid", str(uids.harness), "--candidate-uid", str(uids.candidate)),
+            *("--gid", str(self.config.sandbox_gid)),
+        ]
+
+    def _container_options(self, uids: SlotUids) -> dict[str, Any]:
         config = self.config
         memory = f"{config.container_memory_mb}m"
         tmpfs_options = f"rw,exec,nosuid,nodev,mode=1777,size={config.work_tmpfs_mb}m"
         return {
             # the runner is PID 1 (no --init): it reaps orphans, and `kill -9 -1` from a program cannot reach it
-            "command": [
-                *("python3", "-I", "-S", RUNNER_IN_CONTAINER, "--work-base", WORK_DIR, "--kill-strays"),
-                *("--scratch", "/tmp", "--scratch", "/dev/shm"),  # emptied after every job
-            ],
+            "command": self.runner_command(uids),
             "name": f"rlvr-sandbox-{self._owner.replace('/', '-')}-{self._instance}-{next(self._names)}",
             "labels": {SANDBOX_LABEL: "1", OWNER_LABEL: self._owner, INSTANCE_LABEL: self._instance},
             "stdin_open": True,
             "tty": False,
-            "user": f"{uid}:{config.sandbox_gid}",
+            "user": "0:0",  # the runner switches each process to the slot's harness or candidate uid
             "working_dir": WORK_DIR,
             "environment": {"HOME": "/tmp", "LANG": "C.UTF-8", "TMPDIR": "/tmp"},
             "network_mode": "none",
@@ -270,8 +298,10 @@ class DockerSandbox:
             "tmpfs": {WORK_DIR: tmpfs_options, "/tmp": tmpfs_options},
             "volumes": {str(RUNNER_PATH): {"bind": RUNNER_IN_CONTAINER, "mode": "ro"}},
             "cap_drop": ["ALL"],
+            "cap_add": list(RUNNER_CAPABILITIES),
             "security_opt": ["no-new-privileges"],
             "ipc_mode": "private",
+            "sysctls": IPC_SYSCTLS,
             "pids_limit": config.container_pids,
             "mem_limit": memory,
             "memswap_limit": memory,
@@ -309,23 +339,18 @@ class DockerSandbox:
 
     # --- pool plumbing
 
-    def _take_uid(self) -> int:
-        with _UIDS_LOCK:
-            uid = next(uid for uid in itertools.count(SLOT_UID_BASE) if uid not in _UIDS_IN_USE)
-            _UIDS_IN_USE.add(uid)
-            return uid
-
     async def _start_channel(self) -> _AttachChannel:
-        uid = self._take_uid()
-        launch = self._executor.submit(self._launch, uid)
+        uid_pool = slot_uid_pool(self.config)
+        uids = uid_pool.take()
+        launch = self._executor.submit(self._launch, uids)
         try:
             container_id, sock = await asyncio.wrap_future(launch)
         except asyncio.CancelledError:
-            launch.add_done_callback(self._undo_launch)  # the thread may still finish: undo what it made
-            _UIDS_IN_USE.discard(uid)
+            # the thread may still finish: undo what it made, and only then lend the uids again
+            launch.add_done_callback(functools.partial(self._undo_launch, release=lambda: uid_pool.give_back(uids)))
             raise
         except (docker.errors.DockerException, OSError) as exc:
-            _UIDS_IN_USE.discard(uid)
+            uid_pool.give_back(uids)
             raise SandboxError(f"could not start a sandbox container: {exc}", backend=self.name) from exc
 
         async def on_destroy() -> None:
@@ -333,7 +358,7 @@ class DockerSandbox:
                 await self._call(self._remove_container, container_id)
             except (docker.errors.DockerException, OSError) as exc:  # the reaper gets it later
                 logger.warning("docker: could not remove container %s: %s", container_id[:12], exc)
-            _UIDS_IN_USE.discard(uid)
+            uid_pool.give_back(uids)
 
         try:
             reader, writer = await asyncio.open_connection(sock=sock, limit=1 << 20)
@@ -341,11 +366,11 @@ class DockerSandbox:
             sock.close()
             await asyncio.shield(on_destroy())
             raise
-        return _AttachChannel(container_id, reader, writer, on_destroy)
+        return _AttachChannel(container_id, reader, writer, on_destroy, self.config.result_line_bytes)
 
-    def _launch(self, uid: int) -> tuple[str, socket.socket]:
+    def _launch(self, uids: SlotUids) -> tuple[str, socket.socket]:
         """Create, attach to and start one container (attached first, so no output can be missed)."""
-        container_id = self._create_container(uid)
+        container_id = self._create_container(uids)
         try:
             sock = self._attach(container_id)
         except BaseException:
@@ -359,12 +384,15 @@ class DockerSandbox:
             raise
         return container_id, sock
 
-    def _undo_launch(self, launch: Future[tuple[str, socket.socket]]) -> None:
-        if launch.cancelled() or launch.exception() is not None:
-            return
-        container_id, sock = launch.result()
-        sock.close()
-        self._remove_container(container_id)
+    def _undo_launch(self, launch: Future[tuple[str, socket.socket]], release: Callable[[], None]) -> None:
+        try:
+            if launch.cancelled() or launch.exception() is not None:
+                return
+            container_id, sock = launch.result()
+            sock.close()
+            self._remove_container(container_id)
+        finally:
+            release()
 
     async def _reap_periodically(self) -> None:
         while True:

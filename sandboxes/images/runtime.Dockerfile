@@ -36,8 +36,9 @@ RUN set -u; \
         2>/dev/null || echo "no precompiled <bits/stdc++.h>"; \
     chmod -R a+rX /opt/rlvr-pch
 
-# The default user for a manual `docker run`; the docker backend runs each container as its own uid (20000 + slot,
-# see sandboxes/docker.py) so that RLIMIT_NPROC budgets are not shared between containers.
+# The default user for a manual `docker run`. The docker backend starts its resident runner as root with six
+# capabilities, and the runner runs each slot's harnesses and programs as two uids of that slot's own (see
+# sandboxes/docker.py and sandboxes/_uids.py), so that RLIMIT_NPROC budgets are not shared between containers.
 RUN groupadd --gid "$SANDBOX_UID" sandbox \
     && useradd --uid "$SANDBOX_UID" --gid "$SANDBOX_UID" --no-create-home --home-dir /tmp \
         --shell /usr/sbin/nologin sandbox \

@@ -78,10 +78,28 @@ INSIDE = {
         "except OSError as e: print(errno.errorcode[e.errno])",
         "EROFS",
     ),
-    "non_root_user": ("import os; print(os.getuid() != 0 and os.getgid() != 0)", "True"),
-    "no_capabilities": (
+    "non_root_user": ("import os; print(os.getuid() != 0 and os.getgid() != 0, os.getgroups())", "True []"),
+    "no_capabilities": (  # the bounding set is the runner's six; no-new-privileges keeps a program from them
         "print([l.split()[1] for l in open('/proc/self/status') if l.startswith(('CapEff', 'CapPrm', 'CapBnd'))])",
-        "['0000000000000000', '0000000000000000', '0000000000000000']",
+        "['0000000000000000', '0000000000000000', '00000000000000eb']",
+    ),
+    "runner_has_exactly_six_capabilities": (  # CHOWN DAC_OVERRIDE FOWNER KILL SETGID SETUID
+        "print([l.split()[1] for l in open('/proc/1/status') if l.startswith(('Uid', 'CapEff', 'CapPrm', 'CapBnd'))])",
+        "['0', '00000000000000eb', '00000000000000eb', '00000000000000eb']",
+    ),
+    "two_uids_of_its_own": (
+        "import os; a = open('/proc/1/cmdline').read().split(chr(0)); h = int(a[a.index('--harness-uid') + 1])\n"
+        "print(len({0, h, os.getuid()}), int(a[a.index('--candidate-uid') + 1]) == os.getuid())",
+        "3 True",
+    ),
+    "small_ipc_limits": (
+        "print([open('/proc/sys/' + n).read().strip() for n in ('kernel/shmmax', 'kernel/shmmni',"
+        " 'kernel/shm_rmid_forced', 'kernel/msgmni', 'fs/mqueue/queues_max')])",
+        f"['{64 << 20}', '64', '1', '32', '16']",
+    ),
+    "mqueue_mounted": (
+        "print([l.split(' - ')[1].split()[0] for l in open('/proc/self/mountinfo') if l.split()[4] == '/dev/mqueue'])",
+        "['mqueue']",
     ),
     "no_new_privileges": (
         "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('NoNewPrivs')])",
@@ -124,6 +142,17 @@ async def test_the_cgroup_stops_a_program_that_the_job_limits_would_allow(sandbo
     assert await _python(sandbox, "print(6 * 7)") == (RunStatus.OK, "42")
 
 
+SHARED_MEMORY = """
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+print([libc.shmget(0, size, 0o1600) >= 0 for size in (1 << 20, 65 << 20)])  # IPC_CREAT | 0600
+"""
+
+
+async def test_a_program_cannot_pin_more_shared_memory_than_the_ipc_limits(sandbox: Sandbox) -> None:
+    assert await _python(sandbox, SHARED_MEMORY, Limits(memory_mb=1024)) == (RunStatus.OK, "[True, False]")
+
+
 FORK_COUNT = """
 import os, time
 count = 0
@@ -150,7 +179,7 @@ async def test_close_leaves_no_container(client: Any) -> None:
     opened = await _open(SandboxConfig(pool_size=2))
     await opened.run(Job(language="python", source="print(1)", runs=[Run()]))
     assert len(_own_containers(client, opened)) == 2
-    assert opened.stats()["runs_by_status"] == {RunStatus.OK: 1}
+    assert opened.stats()["runs_by_status"] == {"compile_OK": 1, RunStatus.OK: 1}
     await opened.close()
     assert _own_containers(client, opened) == []
 
