@@ -58,7 +58,10 @@ def _humaneval(i: int, correct: bool) -> dict[str, Any]:
         "    assert candidate([]) == []\n    assert candidate([1]) == [1]\n    assert candidate([2, 2]) == [2]\n"
         "    assert candidate([-1, 1, -1]) == [-1, 1]\n    assert candidate(list(range(50, 0, -1)))[0] == 1\n"
     )
-    return {"completion": f"```python\n{code}```", "tests": [{"type": "assert", "code": check, "entry_point": "unique"}]}
+    return {
+        "completion": f"```python\n{code}```",
+        "tests": [{"type": "assert", "code": check, "entry_point": "unique"}],
+    }
 
 
 def _mbpp(i: int, correct: bool) -> dict[str, Any]:

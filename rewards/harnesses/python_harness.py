@@ -259,29 +259,39 @@ def update_in_place(original, after):
         original.update(after)
 
 
+# Never bound from the program: what the test code takes from the builtins or from the standard library must be
+# the real thing here, not the program's (a `sorted` or a `math` of the program's could say yes to anything).
+RESERVED = frozenset(dir(builtins)) | sys.stdlib_module_names
+NOT_IMPORTED = frozenset({"builtins", "code", "ctypes", "gc", "importlib", "inspect", "marshal", "os", "pdb"})
+NOT_IMPORTED |= frozenset({"pickle", "posix", "shutil", "signal", "subprocess", "sys", "trace", "unittest"})
+IMPORTABLE = (type(sys), type, type(len), type(lambda: None))
+
+
 def namespace(names):
+    """The test's scope: the program's globals (values, proxies, or stdlib objects it imported, imported here)."""
     scope = {"__name__": "__main__", "__builtins__": builtins}
     if type(names) is not dict:
         raise ProgramGone("the program's names are not valid")
-    stdlib = sys.stdlib_module_names
     for name, entry in names.items():
-        if type(name) is not str or not name.isidentifier() or type(entry) is not dict or len(entry) != 1:
+        if type(name) is not str or not name.isidentifier() or name.startswith("__") or type(entry) is not dict:
             continue
-        if "value" in entry:
-            scope[name] = decode(entry["value"], 0)
-        elif "import" in entry:
-            bound = local_import(entry["import"], stdlib)
-            if bound is not None:
+        if len(entry) != 1:
+            continue
+        if "import" in entry:
+            bound = local_import(entry["import"])
+            if bound is not None and (name not in RESERVED or bound is sys.modules.get(name)):
                 scope[name] = bound
+        elif "value" in entry and name not in RESERVED:
+            scope[name] = decode(entry["value"], 0)
     return scope
 
 
-def local_import(spec, stdlib):
-    """A stdlib module or object the program imported is imported here, not proxied."""
+def local_import(spec):
+    """A module, class or function of the standard library that the program imported, imported here."""
     if type(spec) is not list or len(spec) != 2 or not all(type(part) is str for part in spec):
         return None
     module_name, qualname = spec
-    if module_name.split(".")[0] not in stdlib:
+    if module_name.split(".")[0] not in sys.stdlib_module_names or module_name.split(".")[0] in NOT_IMPORTED:
         return None
     try:
         value = importlib.import_module(module_name)
@@ -289,7 +299,7 @@ def local_import(spec, stdlib):
             value = getattr(value, part)
     except Exception:
         return None
-    return value
+    return value if isinstance(value, IMPORTABLE) else None
 
 
 def describe(exc):

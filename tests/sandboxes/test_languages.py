@@ -72,6 +72,7 @@ PROGRAMS: dict[str, dict[str, str]] = {
     "python": {
         "hello": "print('hello, world')\n",
         "echo": "import sys\nfor line in sys.stdin:\n    print(line.rstrip('\\n'))\n",
+        "broken": "x = undeclared_name +\n",
     },
     "cpp": {
         "hello": '#include <iostream>\nint main() { std::cout << "hello, world" << std::endl; }\n',
@@ -97,6 +98,7 @@ PROGRAMS: dict[str, dict[str, str]] = {
         "hello": "console.log('hello, world');\n",
         "echo": "const lines = require('fs').readFileSync(0, 'utf8').split('\\n');\n"
         "if (lines[lines.length - 1] === '') lines.pop();\nfor (const l of lines) console.log(l);\n",
+        "broken": "function f() { return undeclared_name +; }\n",
     },
     "go": {
         "hello": 'package main\nimport "fmt"\nfunc main() { fmt.Println("hello, world") }\n',
