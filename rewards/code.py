@@ -335,19 +335,24 @@ class Harness:
     harness: str  # the harness's source, run in the harness's private dir
     server_file: str
     harness_file: str
+    support: dict[str, str]  # files both of them import
 
 
 @cache
 def _harnesses() -> dict[str, Harness]:
-    def load(language: str, suffix: str) -> Harness:
+    def read(name: str) -> str:
+        return (_HARNESS_DIR / name).read_text(encoding="utf-8")
+
+    def load(language: str, suffix: str, support: tuple[str, ...] = ()) -> Harness:
         return Harness(
-            server=(_HARNESS_DIR / f"{language}_server.{suffix}").read_text(encoding="utf-8"),
-            harness=(_HARNESS_DIR / f"{language}_harness.{suffix}").read_text(encoding="utf-8"),
+            server=read(f"{language}_server.{suffix}"),
+            harness=read(f"{language}_harness.{suffix}"),
             server_file=f"rlvr_server.{suffix}",
             harness_file=f"rlvr_harness.{suffix}",
+            support={f"rlvr_{name}.{suffix}": read(f"{language}_{name}.{suffix}") for name in support},
         )
 
-    return {"python": load("python", "py"), "javascript": load("javascript", "js")}
+    return {"python": load("python", "py", ("wire",)), "javascript": load("javascript", "js")}
 
 
 HARNESS_LANGUAGES = ("python", "javascript")
@@ -415,15 +420,17 @@ def _run_for(test: TestCase, spec: LanguageSpec) -> Run:
     case = json.dumps({"code": test.code, "entry_point": test.entry_point})
     judge = HarnessRun(
         argv=_with_script(spec, harness.harness_file),
-        files={harness.harness_file: harness.harness, "rlvr_case.json": case},
+        files={harness.harness_file: harness.harness, "rlvr_case.json": case, **harness.support},
     )
     return Run(command=_with_script(spec, harness.server_file, "serve"), harness=judge)
 
 
 def plan_job(code: str, spec: LanguageSpec, tests: list[TestCase], settings: CodeSettings) -> ItemPlan:
     """One job for the item: the program compiled once, one run per test."""
-    needs_server = any(not isinstance(test, StdinStdoutTest) for test in tests)
-    files = {_harnesses()[spec.name].server_file: _harnesses()[spec.name].server} if needs_server else {}
+    files: dict[str, str] = {}
+    if any(not isinstance(test, StdinStdoutTest) for test in tests):
+        harness = _harnesses()[spec.name]
+        files = {harness.server_file: harness.server, **harness.support}
     job = Job(
         language=spec.name,
         source=SOURCE_ADAPTERS.get(spec.name, str)(code),

@@ -256,7 +256,7 @@ def test_each_test_type_runs_its_own_way() -> None:
     assert call.command is not None and call.command[-2:] == ("rlvr_server.py", "call") and call.report
     assert asserted.command is not None and asserted.command[-2:] == ("rlvr_server.py", "serve")
     assert asserted.harness is not None and asserted.harness.argv[-1] == "rlvr_harness.py" and not asserted.report
-    assert plan.job.source == "def f(x): return x" and set(plan.job.files) == {"rlvr_server.py"}
+    assert plan.job.source == "def f(x): return x" and set(plan.job.files) == {"rlvr_server.py", "rlvr_wire.py"}
 
 
 def test_stdin_only_items_ship_no_server() -> None:
