@@ -156,11 +156,13 @@ def _exec_result(raw: dict[str, Any]) -> ExecResult:
 
 
 def decode_result(line: bytes) -> tuple[JobResult, bool]:
-    """(the job's result, whether the instance is dirty); SandboxJobFailed when the runner failed on the job."""
+    """(the job's result, whether the instance is dirty). SandboxError when the runner refused the job (it was
+    given wrong, or asks for what this sandbox cannot do: no retry helps); SandboxJobFailed when its answer is
+    unreadable."""
     try:
         raw = json.loads(line)
         if raw.get("error"):
-            raise SandboxJobFailed(f"runner failed on the job: {raw['error']}")
+            raise SandboxError(f"runner failed on the job: {raw['error']}")
         compiled = None if raw["compile"] is None else _exec_result(raw["compile"])
         return JobResult(compile=compiled, runs=[_exec_result(run) for run in raw["runs"]]), bool(raw["dirty"])
     except (ValueError, KeyError, TypeError, AttributeError, binascii.Error) as exc:
