@@ -234,6 +234,7 @@ function runTests(testCase) {
     if (!condition) throw new assert.AssertionError({ message: message.join(' ') || 'console.assert failed' });
   };
   globalThis.require = require;
+  globalThis.assert = assert; // suites that use `assert` without requiring it get ours, never the program's
   const entry = testCase.entry_point;
   const tail = entry ? "\n;if (typeof check === 'function') check(" + entry + ');' : '';
   let tests;
