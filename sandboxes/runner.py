@@ -106,7 +106,10 @@ BASE_PATH = "/usr/local/bin:/usr/bin:/bin"
 NOFILE = 256
 PR_SET_DUMPABLE = 4
 SHELL = "/bin/sh"
-SHELL_LIMITS = (  # dash's ulimit takes one limit at a time
+# dash's ulimit takes one limit at a time. The OOM score: when a sandbox's cgroup runs out of memory, the kernel
+# kills a program, never the runner.
+SHELL_LIMITS = (
+    "echo 1000 2>/dev/null >/proc/self/oom_score_adj; "
     'ulimit -c 0 && ulimit -v "$1" && ulimit -s "$2" && ulimit -t "$3" && ulimit -f "$4" && ulimit -n "$5" '
     '&& ulimit -p "$6" && shift 6 && exec "$@"'
 )
@@ -261,6 +264,11 @@ def rlimit_setter(limits: Json) -> Callable[[], None]:
     def apply() -> None:
         for which, value in values.items():
             resource.setrlimit(which, (value, value))
+        try:
+            with open("/proc/self/oom_score_adj", "w") as handle:
+                handle.write("1000")
+        except OSError:
+            pass
 
     return apply
 

@@ -389,3 +389,8 @@ def test_without_separation_a_harnessed_run_is_refused(work_root: Path) -> None:
         assert "uid separation" in answer["error"]
     finally:
         runner.close()
+
+
+def test_programs_are_the_oom_killers_first_choice(runner: RunnerProcess) -> None:
+    answer = runner.send(_python("print(open('/proc/self/oom_score_adj').read().strip())"))
+    assert answer["runs"][0]["stdout"] == "1000\n"
