@@ -44,6 +44,7 @@ Exceptions::
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import hashlib
 import json
@@ -57,7 +58,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter, ValidationError
 
 from rewards.checker import Checker, CheckerSettings
-from rewards.compare import COMPARATORS, MalformedValue, decode_value, describe_value, json_equal
+from rewards.compare import COMPARATORS, MalformedValue, decode_value, describe_value, encode_value, json_equal
 from rewards.result import CheckResult, FailureKind, Sample, Status
 from sandboxes.base import (
     ExecResult,
@@ -78,6 +79,7 @@ from sandboxes.languages import LanguageSpec, UnknownLanguage, resolve_language
 __all__ = [
     "CHECKER",
     "COMPARATORS",
+    "AssertCall",
     "AssertTest",
     "CallTest",
     "CodeSettings",
@@ -86,6 +88,7 @@ __all__ = [
     "StdinStdoutTest",
     "TestCase",
     "Verdict",
+    "assert_as_call",
     "check",
     "extract_code",
     "find_code_blocks",
@@ -105,6 +108,7 @@ _TRIM_CHARS = 300
 _CODE_CHARS = 4000
 _MAX_VALUE_DEPTH = 256  # nesting of a returned value the host decodes; deeper is the program's failure
 _MAX_VERDICT_CHARS = 1 << 20
+_MAX_CONVERTED_ASSERT_CHARS = 100_000
 _IDENTIFIER = r"^[A-Za-z_$][A-Za-z0-9_$]*$"
 _FENCE_OPEN = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
 _JAVA_PUBLIC_CLASS = re.compile(r"^public\s+(?:final\s+)?class\s+([A-Za-z_$][\w$]*)", re.MULTILINE)
@@ -361,6 +365,43 @@ HARNESS_LANGUAGES = ("python", "javascript")
 
 
 @dataclass(frozen=True)
+class AssertCall:
+    """A Python assert of the shape ``assert f(<literals>) == <literal>`` (or ``<literal> == f(...)``), run as a
+    call: the program's process returns the value, the host compares it with Python's own ``==`` on plain data
+    (the assert's exact meaning), and the expected value never enters the sandbox."""
+
+    fn_name: str
+    args: str  # tagged JSON of the argument list (tuples stay tuples, sets stay sets)
+    expected: Any
+
+
+def assert_as_call(test: AssertTest) -> AssertCall | None:
+    """The call an assert test amounts to, when it is exactly one ``assert f(literals) == literal``."""
+    if test.entry_point is not None or len(test.code) > _MAX_CONVERTED_ASSERT_CHARS:
+        return None
+    try:
+        body = ast.parse(test.code).body
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    if len(body) != 1 or not isinstance(body[0], ast.Assert) or not isinstance(body[0].test, ast.Compare):
+        return None
+    compare = body[0].test
+    if len(compare.ops) != 1 or not isinstance(compare.ops[0], ast.Eq):
+        return None
+    call, literal = compare.left, compare.comparators[0]
+    if not isinstance(call, ast.Call):
+        call, literal = literal, call
+    if not isinstance(call, ast.Call) or not isinstance(call.func, ast.Name) or call.keywords:
+        return None
+    try:
+        args = [ast.literal_eval(arg) for arg in call.args]  # a Starred argument is no literal: refused here
+        expected = ast.literal_eval(literal)
+        return AssertCall(call.func.id, encode_value(args), expected)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return None
+
+
+@dataclass(frozen=True)
 class ItemPlan:
     """What ``check`` sends to the sandbox for one item, and what it needs to judge the results."""
 
@@ -368,6 +409,7 @@ class ItemPlan:
     spec: LanguageSpec
     tests: list[TestCase]
     job: Job
+    calls: tuple[AssertCall | None, ...] = ()  # per test: the call an assert test was turned into
 
 
 def _check_supported(tests: list[TestCase], spec: LanguageSpec) -> None:
@@ -407,16 +449,21 @@ def _with_script(spec: LanguageSpec, script: str, *extra: str) -> tuple[str, ...
     return (*(script if arg == spec.source_file else arg for arg in spec.run), *extra)
 
 
-def _run_for(test: TestCase, spec: LanguageSpec) -> Run:
+def _run_for(test: TestCase, spec: LanguageSpec, call: AssertCall | None) -> Run:
     """Stdin tests run the program bare. A call test runs it under our server, which reports the return value
     on a pipe of the program's own (judged on the host: the expected value never enters the sandbox). An assert
     test runs it as a server that a harness in another process and uid drives."""
     if isinstance(test, StdinStdoutTest):
         return Run(stdin=test.input)
     harness = _harnesses()[spec.name]
-    if isinstance(test, CallTest):
-        call = json.dumps({"fn_name": test.fn_name, "args": test.args})
-        return Run(command=_with_script(spec, harness.server_file, "call"), files={"rlvr_call.json": call}, report=True)
+    if isinstance(test, CallTest) or call is not None:
+        if call is not None:
+            case = f'{{"fn_name": {json.dumps(call.fn_name)}, "args": {call.args}, "tagged": true}}'
+        else:
+            assert isinstance(test, CallTest)
+            case = json.dumps({"fn_name": test.fn_name, "args": test.args})
+        command = _with_script(spec, harness.server_file, "call")
+        return Run(command=command, files={"rlvr_call.json": case}, report=True)
     case = json.dumps({"code": test.code, "entry_point": test.entry_point})
     judge = HarnessRun(
         argv=_with_script(spec, harness.harness_file),
@@ -431,15 +478,17 @@ def plan_job(code: str, spec: LanguageSpec, tests: list[TestCase], settings: Cod
     if any(not isinstance(test, StdinStdoutTest) for test in tests):
         harness = _harnesses()[spec.name]
         files = {harness.server_file: harness.server, **harness.support}
+    convert = spec.name == "python"
+    calls = tuple(assert_as_call(test) if convert and isinstance(test, AssertTest) else None for test in tests)
     job = Job(
         language=spec.name,
         source=SOURCE_ADAPTERS.get(spec.name, str)(code),
-        runs=[_run_for(test, spec) for test in tests],
+        runs=[_run_for(test, spec, call) for test, call in zip(tests, calls, strict=True)],
         limits=_limits(settings),
         files=files,
         stop_on_first_failure=settings.stop_on_first_failure,
     )
-    return ItemPlan(code=code, spec=spec, tests=tests, job=job)
+    return ItemPlan(code=code, spec=spec, tests=tests, job=job, calls=calls)
 
 
 # ---------------------------------------------------------------------------------------------------- judge
@@ -476,16 +525,24 @@ def _judge_stdin(test: StdinStdoutTest, run: ExecResult, settings: CodeSettings)
     return _Outcome(Verdict.WA if difference else Verdict.AC, difference or "", run, shown)
 
 
-def _judge_call(test: CallTest, run: ExecResult, settings: CodeSettings) -> _Outcome:
-    expected = {"expected": describe_value(test.expected, _TRIM_CHARS)}
+def _judge_call(expected: Any, run: ExecResult, settings: CodeSettings, equal: Callable[[Any], bool]) -> _Outcome:
+    """A returned value against the expected one: the value is data (decoded strictly, bounded), never code."""
+    expected_shown = {"expected": describe_value(expected, _TRIM_CHARS)}
     try:
         value = decode_value(run.report or "", max_bytes=settings.output_limit_bytes, max_depth=_MAX_VALUE_DEPTH)
     except MalformedValue as exc:
-        return _Outcome(Verdict.WA, f"the returned value cannot be judged: {_trim(str(exc), 200)}", run, expected)
-    shown = {"result": describe_value(value, _TRIM_CHARS), **expected}
-    if json_equal(value, test.expected, settings.float_tolerance):
+        reason = f"the returned value cannot be judged: {_trim(str(exc), 200)}"
+        return _Outcome(Verdict.WA, reason, run, expected_shown)
+    shown = {"result": describe_value(value, _TRIM_CHARS), **expected_shown}
+    if equal(value):
         return _Outcome(Verdict.AC, "", run, shown)
     return _Outcome(Verdict.WA, "the call returned a different value", run, shown)
+
+
+def _python_equal(expected: Any) -> Callable[[Any], bool]:
+    """Python's ``==``, safe here: both sides are plain values of exact builtin types built on the host (a
+    program's other objects decode to handles, which equal only themselves)."""
+    return lambda value: bool(value == expected)
 
 
 def _verdict(report: str | None) -> dict[str, Any] | None:
@@ -514,7 +571,9 @@ def _judge_assert(run: ExecResult) -> _Outcome:
     return _Outcome(Verdict.WA, _trim_tail(str(reason)), run)
 
 
-def judge_run(test: TestCase, run: ExecResult | None, settings: CodeSettings) -> _Outcome:
+def judge_run(
+    test: TestCase, run: ExecResult | None, settings: CodeSettings, call: AssertCall | None = None
+) -> _Outcome:
     """One test's outcome from its run (None: the sandbox skipped it)."""
     if run is None:
         return _Outcome(Verdict.SKIPPED, "not run: an earlier test failed")
@@ -522,7 +581,12 @@ def judge_run(test: TestCase, run: ExecResult | None, settings: CodeSettings) ->
         return _failed_run(run)
     if isinstance(test, StdinStdoutTest):
         return _judge_stdin(test, run, settings)
-    return _judge_call(test, run, settings) if isinstance(test, CallTest) else _judge_assert(run)
+    if isinstance(test, CallTest):
+        expected = test.expected
+        return _judge_call(expected, run, settings, lambda value: json_equal(value, expected, settings.float_tolerance))
+    if call is not None:
+        return _judge_call(call.expected, run, settings, _python_equal(call.expected))
+    return _judge_assert(run)
 
 
 def _stop_after_first_failure(outcomes: list[_Outcome]) -> list[_Outcome]:
@@ -576,7 +640,8 @@ def _outcomes(plan: ItemPlan, result: JobResult, settings: CodeSettings) -> list
     if len(result.runs) < len(tests) and not settings.stop_on_first_failure:
         return [_Outcome(Verdict.SANDBOX_ERROR, "the sandbox returned fewer runs than tests")] * len(tests)
     runs: list[ExecResult | None] = [*result.runs, *([None] * (len(tests) - len(result.runs)))]
-    outcomes = [judge_run(test, run, settings) for test, run in zip(tests, runs, strict=True)]
+    calls = plan.calls or (None,) * len(tests)
+    outcomes = [judge_run(test, run, settings, call) for test, run, call in zip(tests, runs, calls, strict=True)]
     return _stop_after_first_failure(outcomes) if settings.stop_on_first_failure else outcomes
 
 

@@ -269,13 +269,24 @@ NOT_IMPORTED |= frozenset({"pickle", "posix", "shutil", "signal", "subprocess", 
 IMPORTABLE = (type(sys), type, type(len), type(lambda: None))
 
 
-def namespace(names):
-    """The test's scope: the program's globals (values, proxies, or stdlib objects it imported, imported here)."""
+def used_names(code, entry):
+    """Every name the test code (or its nested functions) mentions, and the entry point."""
+    found, stack = {entry} if entry else set(), [code]
+    while stack:
+        current = stack.pop()
+        found.update(current.co_names)
+        stack.extend(const for const in current.co_consts if type(const) is type(current))
+    return found
+
+
+def namespace(names, wanted):
+    """The test's scope: the program's globals that the test mentions (values, proxies, or stdlib objects it
+    imported, imported here)."""
     scope = {"__name__": "__main__", "__builtins__": builtins}
     if type(names) is not dict:
         raise ProgramGone("the program's names are not valid")
     for name, entry in names.items():
-        if type(name) is not str or not name.isidentifier() or name.startswith("__") or type(entry) is not dict:
+        if type(name) is not str or name not in wanted or name.startswith("__") or type(entry) is not dict:
             continue
         if len(entry) != 1:
             continue
@@ -322,7 +333,8 @@ def run_tests(case):
 
         return {"bad_test": "".join(traceback.format_exception_only(type(exc), exc))[-2000:]}
     try:
-        scope = namespace(request_names())
+        wanted = used_names(tests, case.get("entry_point"))
+        scope = namespace(request_names(wanted), wanted)
         exec(tests, scope)
         entry = case.get("entry_point")
         if entry and callable(scope.get("check")):
@@ -340,8 +352,8 @@ def run_tests(case):
     return {"passed": True}
 
 
-def request_names():
-    reply = CONNECTION.ask({"op": "names"})
+def request_names(wanted):
+    reply = CONNECTION.ask({"op": "names", "only": sorted(wanted)})
     if "ok" not in reply:
         raise ProgramGone("the program did not load")
     return reply["ok"]

@@ -6,6 +6,8 @@ which it could do by returning that data. Whoever reads what this process writes
 
 - ``call``: calls ``fn_name(*args)`` from ``rlvr_call.json`` (a function of the program, or a method of its class
   ``Solution``) and writes the return value, tagged JSON (see rewards/compare.py), on the ``RLVR_OUT_FD`` pipe.
+  With ``"tagged": true`` (an assert the host turned into a call) the arguments are tagged JSON too, and only a
+  global function is called.
 - ``serve``: answers a harness's requests (one JSON line each on ``RLVR_IN_FD``; one reply line each on
   ``RLVR_OUT_FD``): the program's global names, calls, attributes, iteration. Plain values of exact types travel
   as values; every other object stays here and travels as an opaque handle ``{"h": [id, type, callable]}``.
@@ -111,10 +113,10 @@ def load_program():
     return module
 
 
-def function(module, name):
+def function(module, name, global_only=False):
     target = getattr(module, name, None)
     solution = getattr(module, "Solution", None)
-    if target is None and isinstance(solution, type):
+    if target is None and isinstance(solution, type) and not global_only:
         target = getattr(solution(), name, None)
     if not callable(target):
         sys.stderr.write("rlvr: the solution defines no function " + repr(name) + "\n")
@@ -132,7 +134,10 @@ def call(out_fd):
     with open("rlvr_call.json", encoding="utf-8") as handle:
         case = json.loads(handle.read())
     module = load_program()
-    value = function(module, case["fn_name"])(*case["args"])
+    # an assert turned into a call: arguments of exact types (tuples stay tuples), and only a global function
+    tagged = case.get("tagged") is True
+    args = decode(case["args"], None) if tagged else case["args"]
+    value = function(module, case["fn_name"], global_only=tagged)(*args)
     line = json.dumps(encode(value, None))
     sys.stdout.flush()
     write_all(out_fd, line.encode("utf-8", "surrogatepass") + b"\n")
@@ -142,11 +147,11 @@ def describe(exc):
     return [type(exc).__name__, str(exc)[-2000:]]
 
 
-def global_names(module, handles):
+def global_names(module, handles, only):
     names = {}
     stdlib = getattr(sys, "stdlib_module_names", frozenset())
     for name, value in list(vars(module).items()):
-        if name.startswith("__"):
+        if name.startswith("__") or name not in only:
             continue
         if type(value) is type(sys):
             if value.__name__ in stdlib:
@@ -167,7 +172,7 @@ def global_names(module, handles):
 def answer(request, handles, module):
     op = request["op"]
     if op == "names":
-        return {"ok": global_names(module, handles)}
+        return {"ok": global_names(module, handles, frozenset(request["only"]))}
     target = handles.get(request["target"])
     if op == "call":
         args = decode(request["args"], handles)

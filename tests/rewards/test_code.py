@@ -19,12 +19,14 @@ from rewards.checker import load_checker
 from rewards.code import (
     CHECKER,
     COMPARATORS,
+    AssertTest,
     CallTest,
     CodeSettings,
     ComparatorName,
     InvalidItem,
     ItemPlan,
     StdinStdoutTest,
+    assert_as_call,
     extract_code,
     language_tags,
     no_code_score,
@@ -33,6 +35,7 @@ from rewards.code import (
     validate_tests,
     work_key,
 )
+from rewards.compare import decode_value
 from rewards.result import CheckResult, FailureKind, Sample, Status
 from sandboxes.base import (
     ExecResult,
@@ -236,14 +239,16 @@ def test_expected_values_never_enter_the_sandbox() -> None:
     tests = (
         {"type": "stdin_stdout", "input": "1", "output": "SECRET-OUTPUT"},
         {"type": "call", "fn_name": "f", "args": [1], "expected": "SECRET-EXPECTED"},
-        {"type": "assert", "code": "assert f(1) == 'SECRET-ASSERT'"},
+        {"type": "assert", "code": "assert f(1) == 'SECRET-CONVERTED'"},  # becomes a call: judged on the host
+        {"type": "assert", "code": "assert f(1) in ['SECRET-ASSERT']"},
     )
     plan = _plan(Sample(block("python", "def f(x): return x"), language="python", tests=tests))
     assert isinstance(plan, ItemPlan)
     programs = [plan.job.source, dict(plan.job.files), [(r.stdin, dict(r.files), r.command) for r in plan.job.runs]]
     assert "SECRET" not in json.dumps(programs)
-    # the assert's code goes only to its harness, which runs as another uid in a dir the program cannot read
-    harness = plan.job.runs[2].harness
+    assert all(run.harness is None for run in plan.job.runs[:3])
+    # a general assert's code goes only to its harness, which runs as another uid in a dir the program cannot read
+    harness = plan.job.runs[3].harness
     assert harness is not None and "SECRET-ASSERT" in json.dumps(dict(harness.files))
 
 
@@ -257,6 +262,41 @@ def test_each_test_type_runs_its_own_way() -> None:
     assert asserted.command is not None and asserted.command[-2:] == ("rlvr_server.py", "serve")
     assert asserted.harness is not None and asserted.harness.argv[-1] == "rlvr_harness.py" and not asserted.report
     assert plan.job.source == "def f(x): return x" and set(plan.job.files) == {"rlvr_server.py", "rlvr_wire.py"}
+
+
+ASSERT_SHAPES = [
+    pytest.param("assert f(1, 'a') == [2, 'b']", ("f", [1, "a"], [2, "b"]), id="call_equals_literal"),
+    pytest.param("assert (4, 5) == similar((3, 4, 5), (5, 4))", ("similar", [(3, 4, 5), (5, 4)], (4, 5)), id="flipped"),
+    pytest.param("assert f({1, 2}, None) == {'a': 1.5}, 'message'", ("f", [{1, 2}, None], {"a": 1.5}), id="message"),
+    pytest.param("assert f(-3) == -1", ("f", [-3], -1), id="negative_literals"),
+    pytest.param("assert f(1) == 2\nassert f(2) == 3", None, id="two_asserts"),
+    pytest.param("assert f(x=1) == 2", None, id="keywords"),
+    pytest.param("assert f(*[1]) == 2", None, id="starred"),
+    pytest.param("assert f(1) != 2", None, id="not_equal"),
+    pytest.param("assert f(1) == g(2)", None, id="call_on_both_sides"),
+    pytest.param("assert obj.f(1) == 2", None, id="method"),
+    pytest.param("assert f(1) == 2 == 2", None, id="chained"),
+    pytest.param("assert math.isclose(f(1), 2.0)", None, id="helper"),
+    pytest.param("assert f([x for x in y]) == 2", None, id="not_a_literal"),
+    pytest.param("assert f(1) == ", None, id="syntax_error"),
+]
+
+
+@pytest.mark.parametrize(("code", "expected"), ASSERT_SHAPES)
+def test_which_asserts_become_calls(code: str, expected: tuple[str, list[Any], Any] | None) -> None:
+    call = assert_as_call(AssertTest(type="assert", code=code))
+    if expected is None:
+        assert call is None
+    else:
+        assert call is not None and (call.fn_name, decode_value(call.args, max_bytes=1000, max_depth=10)) == (
+            expected[0],
+            expected[1],
+        )
+        assert call.expected == expected[2] and type(call.expected) is type(expected[2])
+
+
+def test_an_assert_with_an_entry_point_stays_an_assert() -> None:
+    assert assert_as_call(AssertTest(type="assert", code="assert f(1) == 2", entry_point="f")) is None
 
 
 def test_stdin_only_items_ship_no_server() -> None:
