@@ -88,7 +88,7 @@ __all__ = [
     "StdinStdoutTest",
     "TestCase",
     "Verdict",
-    "assert_as_call",
+    "assert_as_calls",
     "check",
     "extract_code",
     "find_code_blocks",
@@ -109,6 +109,7 @@ _CODE_CHARS = 4000
 _MAX_VALUE_DEPTH = 256  # nesting of a returned value the host decodes; deeper is the program's failure
 _MAX_VERDICT_CHARS = 1 << 20
 _MAX_CONVERTED_ASSERT_CHARS = 100_000
+_MAX_CONVERTED_CALLS = 256
 _IDENTIFIER = r"^[A-Za-z_$][A-Za-z0-9_$]*$"
 _FENCE_OPEN = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
 _JAVA_PUBLIC_CLASS = re.compile(r"^public\s+(?:final\s+)?class\s+([A-Za-z_$][\w$]*)", re.MULTILINE)
@@ -366,26 +367,21 @@ HARNESS_LANGUAGES = ("python", "javascript")
 
 @dataclass(frozen=True)
 class AssertCall:
-    """A Python assert of the shape ``assert f(<literals>) == <literal>`` (or ``<literal> == f(...)``), run as a
-    call: the program's process returns the value, the host compares it with Python's own ``==`` on plain data
-    (the assert's exact meaning), and the expected value never enters the sandbox."""
+    """One ``assert f(<literals>) == <literal>`` (or ``<literal> == f(...)``): the program's process returns the
+    value, the host compares it with Python's own ``==`` on plain data (the assert's exact meaning)."""
 
     fn_name: str
     args: str  # tagged JSON of the argument list (tuples stay tuples, sets stay sets)
     expected: Any
+    source: str = ""  # the assert as written, for messages
 
 
-def assert_as_call(test: AssertTest) -> AssertCall | None:
-    """The call an assert test amounts to, when it is exactly one ``assert f(literals) == literal``."""
-    if test.entry_point is not None or len(test.code) > _MAX_CONVERTED_ASSERT_CHARS:
+def _literal_call(statement: ast.stmt, names: dict[str, str]) -> AssertCall | None:
+    """The call an ``assert`` statement amounts to; ``names`` maps a called name to the program's function
+    (HumanEval's ``candidate`` to the entry point); None when the statement has another shape."""
+    if not isinstance(statement, ast.Assert) or not isinstance(statement.test, ast.Compare):
         return None
-    try:
-        body = ast.parse(test.code).body
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return None
-    if len(body) != 1 or not isinstance(body[0], ast.Assert) or not isinstance(body[0].test, ast.Compare):
-        return None
-    compare = body[0].test
+    compare = statement.test
     if len(compare.ops) != 1 or not isinstance(compare.ops[0], ast.Eq):
         return None
     call, literal = compare.left, compare.comparators[0]
@@ -393,12 +389,77 @@ def assert_as_call(test: AssertTest) -> AssertCall | None:
         call, literal = literal, call
     if not isinstance(call, ast.Call) or not isinstance(call.func, ast.Name) or call.keywords:
         return None
+    if call.func.id not in names:
+        return None
     try:
         args = [ast.literal_eval(arg) for arg in call.args]  # a Starred argument is no literal: refused here
         expected = ast.literal_eval(literal)
-        return AssertCall(call.func.id, encode_value(args), expected)
+        return AssertCall(names[call.func.id], encode_value(args), expected, _trim(ast.unparse(statement), 200))
     except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
         return None
+
+
+def _is_inert(statement: ast.stmt) -> bool:
+    """A docstring, ``pass``, or a module-level assignment of a literal (HumanEval's ``METADATA = {...}``)."""
+    if isinstance(statement, ast.Pass) or (
+        isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant)
+    ):
+        return True
+    if isinstance(statement, ast.Assign) and all(isinstance(target, ast.Name) for target in statement.targets):
+        try:
+            ast.literal_eval(statement.value)
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            return False
+        return True
+    return False
+
+
+def _check_body(statements: list[ast.stmt], entry_point: str) -> list[ast.stmt] | None:
+    """The asserts of HumanEval's ``def check(candidate)``, when the module holds nothing else of substance."""
+    checks = [s for s in statements if isinstance(s, ast.FunctionDef) and s.name == "check"]
+    rest = [s for s in statements if not isinstance(s, ast.FunctionDef) or s.name != "check"]
+    if len(checks) != 1 or not all(_is_inert(statement) for statement in rest):
+        return None
+    check = checks[0]
+    arguments = check.args
+    if check.decorator_list or len(arguments.args) != 1 or arguments.vararg or arguments.kwarg:
+        return None
+    if arguments.kwonlyargs or arguments.posonlyargs:
+        return None
+    return [statement for statement in check.body if not _is_inert(statement)] if entry_point else None
+
+
+def assert_as_calls(test: AssertTest) -> tuple[AssertCall, ...] | None:
+    """The calls an assert test amounts to, when it is only ``assert f(literals) == literal`` statements (MBPP),
+    or a ``def check(candidate)`` of only such asserts on ``candidate`` with an entry point (HumanEval); None
+    for anything else (it runs under the harness)."""
+    if len(test.code) > _MAX_CONVERTED_ASSERT_CHARS:
+        return None
+    try:
+        statements = ast.parse(test.code).body
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    if test.entry_point is None:
+        names = {name: name for name in _called_names(statements)}
+        body: list[ast.stmt] | None = statements
+    else:
+        body = _check_body(statements, test.entry_point)
+        check = next((s for s in statements if isinstance(s, ast.FunctionDef) and s.name == "check"), None)
+        names = {check.args.args[0].arg: test.entry_point} if check is not None and check.args.args else {}
+    if not body:
+        return None
+    calls = [_literal_call(statement, names) for statement in body]
+    if any(call is None for call in calls) or len(calls) > _MAX_CONVERTED_CALLS:
+        return None
+    return tuple(call for call in calls if call is not None)
+
+
+def _called_names(statements: list[ast.stmt]) -> set[str]:
+    return {
+        node.func.id
+        for node in ast.walk(ast.Module(body=statements, type_ignores=[]))
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+    }
 
 
 @dataclass(frozen=True)
@@ -409,7 +470,7 @@ class ItemPlan:
     spec: LanguageSpec
     tests: list[TestCase]
     job: Job
-    calls: tuple[AssertCall | None, ...] = ()  # per test: the call an assert test was turned into
+    calls: tuple[tuple[AssertCall, ...] | None, ...] = ()  # per test: the calls an assert test was turned into
 
 
 def _check_supported(tests: list[TestCase], spec: LanguageSpec) -> None:
@@ -449,16 +510,17 @@ def _with_script(spec: LanguageSpec, script: str, *extra: str) -> tuple[str, ...
     return (*(script if arg == spec.source_file else arg for arg in spec.run), *extra)
 
 
-def _run_for(test: TestCase, spec: LanguageSpec, call: AssertCall | None) -> Run:
+def _run_for(test: TestCase, spec: LanguageSpec, calls: tuple[AssertCall, ...] | None) -> Run:
     """Stdin tests run the program bare. A call test runs it under our server, which reports the return value
     on a pipe of the program's own (judged on the host: the expected value never enters the sandbox). An assert
     test runs it as a server that a harness in another process and uid drives."""
     if isinstance(test, StdinStdoutTest):
         return Run(stdin=test.input)
     harness = _harnesses()[spec.name]
-    if isinstance(test, CallTest) or call is not None:
-        if call is not None:
-            case = f'{{"fn_name": {json.dumps(call.fn_name)}, "args": {call.args}, "tagged": true}}'
+    if isinstance(test, CallTest) or calls is not None:
+        if calls is not None:
+            each = ", ".join(f'{{"fn_name": {json.dumps(call.fn_name)}, "args": {call.args}}}' for call in calls)
+            case = f'{{"calls": [{each}], "tagged": true}}'
         else:
             assert isinstance(test, CallTest)
             case = json.dumps({"fn_name": test.fn_name, "args": test.args})
@@ -479,7 +541,7 @@ def plan_job(code: str, spec: LanguageSpec, tests: list[TestCase], settings: Cod
         harness = _harnesses()[spec.name]
         files = {harness.server_file: harness.server, **harness.support}
     convert = spec.name == "python"
-    calls = tuple(assert_as_call(test) if convert and isinstance(test, AssertTest) else None for test in tests)
+    calls = tuple(assert_as_calls(test) if convert and isinstance(test, AssertTest) else None for test in tests)
     job = Job(
         language=spec.name,
         source=SOURCE_ADAPTERS.get(spec.name, str)(code),
@@ -525,11 +587,14 @@ def _judge_stdin(test: StdinStdoutTest, run: ExecResult, settings: CodeSettings)
     return _Outcome(Verdict.WA if difference else Verdict.AC, difference or "", run, shown)
 
 
-def _judge_call(expected: Any, run: ExecResult, settings: CodeSettings, equal: Callable[[Any], bool]) -> _Outcome:
+def _judge_call(
+    expected: Any, run: ExecResult, settings: CodeSettings, equal: Callable[[Any], bool], report: str | None = None
+) -> _Outcome:
     """A returned value against the expected one: the value is data (decoded strictly, bounded), never code."""
     expected_shown = {"expected": describe_value(expected, _TRIM_CHARS)}
+    text = (run.report or "") if report is None else report
     try:
-        value = decode_value(run.report or "", max_bytes=settings.output_limit_bytes, max_depth=_MAX_VALUE_DEPTH)
+        value = decode_value(text, max_bytes=settings.output_limit_bytes, max_depth=_MAX_VALUE_DEPTH)
     except MalformedValue as exc:
         reason = f"the returned value cannot be judged: {_trim(str(exc), 200)}"
         return _Outcome(Verdict.WA, reason, run, expected_shown)
@@ -540,9 +605,22 @@ def _judge_call(expected: Any, run: ExecResult, settings: CodeSettings, equal: C
 
 
 def _python_equal(expected: Any) -> Callable[[Any], bool]:
-    """Python's ``==``, safe here: both sides are plain values of exact builtin types built on the host (a
-    program's other objects decode to handles, which equal only themselves)."""
     return lambda value: bool(value == expected)
+
+
+def _judge_calls(calls: tuple[AssertCall, ...], run: ExecResult, settings: CodeSettings) -> _Outcome:
+    """An assert test run as calls: one returned value a line, each against its literal with Python's ``==``,
+    which is safe here: both sides are plain values of exact builtin types built on the host (a program's other
+    objects decode to handles, which equal only themselves)."""
+    lines = (run.report or "").split("\n")
+    for index, call in enumerate(calls):
+        if index >= len(lines) or not lines[index]:
+            return _Outcome(Verdict.WA, f"no value for assert {index + 1}: the program ended before it", run)
+        outcome = _judge_call(call.expected, run, settings, _python_equal(call.expected), lines[index])
+        if outcome.status != Verdict.AC:
+            message = f"assert {index + 1} of {len(calls)} ({call.source}): {outcome.message}"
+            return _Outcome(outcome.status, message, run, outcome.shown)
+    return _Outcome(Verdict.AC, "", run)
 
 
 def _verdict(report: str | None) -> dict[str, Any] | None:
@@ -572,7 +650,7 @@ def _judge_assert(run: ExecResult) -> _Outcome:
 
 
 def judge_run(
-    test: TestCase, run: ExecResult | None, settings: CodeSettings, call: AssertCall | None = None
+    test: TestCase, run: ExecResult | None, settings: CodeSettings, calls: tuple[AssertCall, ...] | None = None
 ) -> _Outcome:
     """One test's outcome from its run (None: the sandbox skipped it)."""
     if run is None:
@@ -584,8 +662,8 @@ def judge_run(
     if isinstance(test, CallTest):
         expected = test.expected
         return _judge_call(expected, run, settings, lambda value: json_equal(value, expected, settings.float_tolerance))
-    if call is not None:
-        return _judge_call(call.expected, run, settings, _python_equal(call.expected))
+    if calls is not None:
+        return _judge_calls(calls, run, settings)
     return _judge_assert(run)
 
 

@@ -6,8 +6,8 @@ which it could do by returning that data. Whoever reads what this process writes
 
 - ``call``: calls ``fn_name(*args)`` from ``rlvr_call.json`` (a function of the program, or a method of its class
   ``Solution``) and writes the return value, tagged JSON (see rewards/compare.py), on the ``RLVR_OUT_FD`` pipe.
-  With ``"tagged": true`` (an assert the host turned into a call) the arguments are tagged JSON too, and only a
-  global function is called.
+  With ``"tagged": true`` (asserts the host turned into calls) it makes each of ``"calls"`` in order, with tagged
+  JSON arguments, global functions only, and writes one value a line.
 - ``serve``: answers a harness's requests (one JSON line each on ``RLVR_IN_FD``; one reply line each on
   ``RLVR_OUT_FD``): the program's global names, calls, attributes, iteration. Plain values of exact types travel
   as values; every other object stays here and travels as an opaque handle ``{"h": [id, type, callable]}``.
@@ -134,10 +134,17 @@ def call(out_fd):
     with open("rlvr_call.json", encoding="utf-8") as handle:
         case = json.loads(handle.read())
     module = load_program()
-    # an assert turned into a call: arguments of exact types (tuples stay tuples), and only a global function
-    tagged = case.get("tagged") is True
-    args = decode(case["args"], None) if tagged else case["args"]
-    value = function(module, case["fn_name"], global_only=tagged)(*args)
+    if case.get("tagged") is not True:
+        value = function(module, case["fn_name"])(*case["args"])
+        report(out_fd, value)
+        return
+    # asserts turned into calls: arguments of exact types (tuples stay tuples), only global functions, one value
+    # a line, in order, each sent as soon as it is known
+    for each in case["calls"]:
+        report(out_fd, function(module, each["fn_name"], global_only=True)(*decode(each["args"], None)))
+
+
+def report(out_fd, value):
     line = json.dumps(encode(value, None))
     sys.stdout.flush()
     write_all(out_fd, line.encode("utf-8", "surrogatepass") + b"\n")

@@ -26,7 +26,7 @@ from rewards.code import (
     InvalidItem,
     ItemPlan,
     StdinStdoutTest,
-    assert_as_call,
+    assert_as_calls,
     extract_code,
     language_tags,
     no_code_score,
@@ -264,39 +264,48 @@ def test_each_test_type_runs_its_own_way() -> None:
     assert plan.job.source == "def f(x): return x" and set(plan.job.files) == {"rlvr_server.py", "rlvr_wire.py"}
 
 
+HUMANEVAL = (
+    'METADATA = {\'author\': \'x\'}\n\n\ndef check(candidate):\n    """doc"""\n'
+    "    assert candidate([1, 2]) == 3\n    assert candidate([]) == 0, 'empty'\n"
+)
 ASSERT_SHAPES = [
-    pytest.param("assert f(1, 'a') == [2, 'b']", ("f", [1, "a"], [2, "b"]), id="call_equals_literal"),
-    pytest.param("assert (4, 5) == similar((3, 4, 5), (5, 4))", ("similar", [(3, 4, 5), (5, 4)], (4, 5)), id="flipped"),
-    pytest.param("assert f({1, 2}, None) == {'a': 1.5}, 'message'", ("f", [{1, 2}, None], {"a": 1.5}), id="message"),
-    pytest.param("assert f(-3) == -1", ("f", [-3], -1), id="negative_literals"),
-    pytest.param("assert f(1) == 2\nassert f(2) == 3", None, id="two_asserts"),
-    pytest.param("assert f(x=1) == 2", None, id="keywords"),
-    pytest.param("assert f(*[1]) == 2", None, id="starred"),
-    pytest.param("assert f(1) != 2", None, id="not_equal"),
-    pytest.param("assert f(1) == g(2)", None, id="call_on_both_sides"),
-    pytest.param("assert obj.f(1) == 2", None, id="method"),
-    pytest.param("assert f(1) == 2 == 2", None, id="chained"),
-    pytest.param("assert math.isclose(f(1), 2.0)", None, id="helper"),
-    pytest.param("assert f([x for x in y]) == 2", None, id="not_a_literal"),
-    pytest.param("assert f(1) == ", None, id="syntax_error"),
+    pytest.param("assert f(1, 'a') == [2, 'b']", None, [("f", [1, "a"], [2, "b"])], id="call_equals_literal"),
+    pytest.param(
+        "assert (4, 5) == similar((3, 4, 5), (5, 4))", None, [("similar", [(3, 4, 5), (5, 4)], (4, 5))], id="flipped"
+    ),
+    pytest.param("assert f({1, 2}, None) == {'a': 1.5}, 'm'", None, [("f", [{1, 2}, None], {"a": 1.5})], id="message"),
+    pytest.param("assert f(-3) == -1", None, [("f", [-3], -1)], id="negative_literals"),
+    pytest.param("assert f(1) == 2\nassert g(2) == 3", None, [("f", [1], 2), ("g", [2], 3)], id="mbpp_asserts"),
+    pytest.param(HUMANEVAL, "total", [("total", [[1, 2]], 3), ("total", [[]], 0)], id="humaneval_check"),
+    pytest.param("assert f(x=1) == 2", None, None, id="keywords"),
+    pytest.param("assert f(*[1]) == 2", None, None, id="starred"),
+    pytest.param("assert f(1) != 2", None, None, id="not_equal"),
+    pytest.param("assert f(1) == g(2)", None, None, id="call_on_both_sides"),
+    pytest.param("assert obj.f(1) == 2", None, None, id="method"),
+    pytest.param("assert f(1) == 2 == 2", None, None, id="chained"),
+    pytest.param("assert math.isclose(f(1), 2.0)", None, None, id="helper"),
+    pytest.param("assert f([x for x in y]) == 2", None, None, id="not_a_literal"),
+    pytest.param("assert f(1) == 2\nprint('x')", None, None, id="other_statement"),
+    pytest.param("assert f(1) == ", None, None, id="syntax_error"),
+    pytest.param("def check(c):\n    assert c(1) == 2\n", None, None, id="check_without_entry_point"),
+    pytest.param("def check(c):\n    for i in range(3):\n        assert c(i) == i\n", "f", None, id="loop_in_check"),
+    pytest.param("import math\ndef check(c):\n    assert c(1) == 2\n", "f", None, id="import_beside_check"),
+    pytest.param("def check(c):\n    assert other(1) == 2\n", "f", None, id="check_calls_another_name"),
 ]
 
 
-@pytest.mark.parametrize(("code", "expected"), ASSERT_SHAPES)
-def test_which_asserts_become_calls(code: str, expected: tuple[str, list[Any], Any] | None) -> None:
-    call = assert_as_call(AssertTest(type="assert", code=code))
+@pytest.mark.parametrize(("code", "entry_point", "expected"), ASSERT_SHAPES)
+def test_which_asserts_become_calls(
+    code: str, entry_point: str | None, expected: list[tuple[str, Any, Any]] | None
+) -> None:
+    calls = assert_as_calls(AssertTest(type="assert", code=code, entry_point=entry_point))
     if expected is None:
-        assert call is None
-    else:
-        assert call is not None and (call.fn_name, decode_value(call.args, max_bytes=1000, max_depth=10)) == (
-            expected[0],
-            expected[1],
-        )
-        assert call.expected == expected[2] and type(call.expected) is type(expected[2])
-
-
-def test_an_assert_with_an_entry_point_stays_an_assert() -> None:
-    assert assert_as_call(AssertTest(type="assert", code="assert f(1) == 2", entry_point="f")) is None
+        assert calls is None
+        return
+    assert calls is not None
+    found = [(call.fn_name, decode_value(call.args, max_bytes=1000, max_depth=10), call.expected) for call in calls]
+    assert found == expected
+    assert [type(call.expected) for call in calls] == [type(want) for *_, want in expected]
 
 
 def test_stdin_only_items_ship_no_server() -> None:
