@@ -74,7 +74,13 @@ from sandboxes.base import (
     SandboxUnavailable,
 )
 from sandboxes.base import Harness as HarnessRun
-from sandboxes.languages import LanguageSpec, UnknownLanguage, resolve_language
+from sandboxes.languages import (
+    COMPILE_ERROR_EXIT,
+    COMPILE_ERROR_MARK,
+    LanguageSpec,
+    UnknownLanguage,
+    resolve_language,
+)
 
 __all__ = [
     "CHECKER",
@@ -706,6 +712,12 @@ def _compile_details(compiled: ExecResult | None) -> dict[str, Any] | None:
     return {"status": compiled.status, "wall_s": round(compiled.wall_s, 4), "stderr": _trim_tail(compiled.stderr)}
 
 
+def _compile_error(run: ExecResult) -> bool:
+    return (
+        run.status == RunStatus.RE and run.exit_code == COMPILE_ERROR_EXIT and run.stderr.startswith(COMPILE_ERROR_MARK)
+    )
+
+
 def _outcomes(plan: ItemPlan, result: JobResult, settings: CodeSettings) -> list[_Outcome]:
     tests = plan.tests
     compiled = result.compile
@@ -717,6 +729,9 @@ def _outcomes(plan: ItemPlan, result: JobResult, settings: CodeSettings) -> list
         return [_Outcome(Verdict.CE, message)] * len(tests)
     if len(result.runs) < len(tests) and not settings.stop_on_first_failure:
         return [_Outcome(Verdict.SANDBOX_ERROR, "the sandbox returned fewer runs than tests")] * len(tests)
+    refused = next((run for run in result.runs if _compile_error(run)), None)
+    if refused is not None:  # Python compiles when it starts (see sandboxes/languages.py)
+        return [_Outcome(Verdict.CE, _trim_tail(refused.stderr.removeprefix(COMPILE_ERROR_MARK)))] * len(tests)
     runs: list[ExecResult | None] = [*result.runs, *([None] * (len(tests) - len(result.runs)))]
     calls = plan.calls or (None,) * len(tests)
     outcomes = [judge_run(test, run, settings, call) for test, run, call in zip(tests, runs, calls, strict=True)]

@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 __all__ = [
+    "COMPILE_ERROR_EXIT",
+    "COMPILE_ERROR_MARK",
     "LANGUAGES",
     "LanguageSpec",
     "UnknownLanguage",
@@ -72,21 +74,33 @@ _JVM_FLAGS = (
     "-Xss16m",
 )
 
-_PYTHON_SYNTAX_CHECK = "import sys; compile(open(sys.argv[1], 'rb').read(), 'solution.py', 'exec')"
 # python3 -S starts ~10 ms faster than with site, which is also what defines exit() and quit(); this loader puts
-# them back and runs the file as __main__. It only loads: it never reads, writes or judges anything.
-_PYTHON_MAIN = (
-    "import sys; __builtins__.exit = __builtins__.quit = sys.exit; del sys.argv[0]; __file__ = sys.argv[0]; "
-    "del sys; exec(compile(open(__file__, 'rb').read(), __file__, 'exec'))"
-)
+# them back and runs the file as __main__. It reads nothing else and writes nothing, except that a file that does
+# not compile exits with COMPILE_ERROR_EXIT and COMPILE_ERROR_MARK first on stderr: the checker's compile error,
+# without a compile step (a separate interpreter start) per item. A program cannot run before that point, and
+# faking a compile error never pays (it scores at most what failing every test scores).
+COMPILE_ERROR_EXIT = 3
+COMPILE_ERROR_MARK = "rlvr: compile error\n"
+_PYTHON_MAIN = f"""import sys
+__builtins__.exit = __builtins__.quit = sys.exit
+del sys.argv[0]
+__file__ = sys.argv[0]
+try:
+    __code__ = compile(open(__file__, 'rb').read(), __file__, 'exec')
+except (SyntaxError, ValueError) as error:
+    import traceback
+    sys.stderr.write({COMPILE_ERROR_MARK!r} + ''.join(traceback.format_exception_only(type(error), error)))
+    sys.exit({COMPILE_ERROR_EXIT})
+del sys
+exec(__code__)
+"""
 
 LANGUAGES: dict[str, LanguageSpec] = {
     "python": LanguageSpec(
         name="python",
         aliases=("python3", "py", "py3"),
         source_file="main.py",
-        # a syntax check, so that a syntax error is a compile error (CE) as in compiled languages, not a crash
-        compile=("python3", "-S", "-c", _PYTHON_SYNTAX_CHECK, "main.py"),
+        compile=None,  # a syntax error is still a CE: see _PYTHON_MAIN
         run=("python3", "-S", "-c", _PYTHON_MAIN, "main.py"),
         env={"PYTHONDONTWRITEBYTECODE": "1", "PYTHONIOENCODING": "utf-8", "PYTHONHASHSEED": "0"},
         stack_mb=64,

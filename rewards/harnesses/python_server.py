@@ -104,8 +104,15 @@ def decode(value, handles):
 def load_program():
     if not hasattr(builtins, "exit"):  # python3 -S skips site, which defines exit() and quit()
         builtins.exit = builtins.quit = sys.exit
-    with open("main.py", encoding="utf-8") as handle:
-        program = compile(handle.read(), "solution.py", "exec")
+    try:
+        with open("main.py", "rb") as handle:
+            program = compile(handle.read(), "solution.py", "exec")
+    except (SyntaxError, ValueError) as error:  # the checker's compile error (see sandboxes/languages.py)
+        import traceback
+
+        sys.stderr.write("rlvr: compile error\n" + "".join(traceback.format_exception_only(type(error), error)))
+        sys.stderr.flush()
+        posix._exit(3)
     module = type(sys)("solution")
     module.__file__ = posix.getcwd() + "/main.py"
     sys.modules["solution"] = module
