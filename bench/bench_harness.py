@@ -8,9 +8,11 @@ through `POST /v1/score`, one workload after the other, on the same backend with
 
 - stdin:  Python programs x 5 stdin tests (the program runs bare now; before, under the in-process harness);
 - call:   Python functions x 5 call tests (now: a server in the program's process reports the value on a pipe);
-- assert: HumanEval-shaped items, one `def check(candidate)` test of 6 asserts with an entry point (now: a
-          harness in another process and uid drives the program over pipes);
-- mbpp:   MBPP-shaped items, 3 bare `assert f(...) == ...` tests each.
+- humaneval: HumanEval-shaped items, one `def check(candidate)` test of 6 `assert candidate(<literals>) ==
+          <literal>` with an entry point (now: run as 6 calls in the program's process, judged on the host);
+- humaneval-harness: the same with one assert that is not a literal call (`candidate(list(range(...)))[0] == 1`):
+          the whole check runs under a harness in another process and uid, which drives the program over pipes;
+- mbpp:   MBPP-shaped items, 3 bare `assert f(<literals>) == <literal>` tests each (now: calls).
 
 About 60% of the programs are correct. Prints items/s for each side, the ratio, and the added wall time per
 test at the pool's concurrency ((new - old) x pool size / tests), and whether the two sides' scores agree.
@@ -49,19 +51,26 @@ def _call(i: int, correct: bool) -> dict[str, Any]:
     return {"completion": f"```python\n{code}```", "tests": tests}
 
 
-def _humaneval(i: int, correct: bool) -> dict[str, Any]:
+HUMANEVAL_ASSERTS = (
+    "    assert candidate([5, 3, 5, 2, 3, 3, 9, 0, 123]) == [0, 2, 3, 5, 9, 123]\n"
+    "    assert candidate([]) == []\n    assert candidate([1]) == [1]\n    assert candidate([2, 2]) == [2]\n"
+    "    assert candidate([-1, 1, -1]) == [-1, 1]\n"
+)
+
+
+def _humaneval(i: int, correct: bool, last: str = "    assert candidate([9, 8]) == [8, 9]\n") -> dict[str, Any]:
     body = "return sorted(set(numbers))" if correct else "return sorted(numbers)"
     code = f"from typing import List\n\n\ndef unique(numbers: List[int]) -> List[int]:\n    # {i}\n    {body}\n"
-    check = (
-        "METADATA = {}\n\n\ndef check(candidate):\n"
-        "    assert candidate([5, 3, 5, 2, 3, 3, 9, 0, 123]) == [0, 2, 3, 5, 9, 123]\n"
-        "    assert candidate([]) == []\n    assert candidate([1]) == [1]\n    assert candidate([2, 2]) == [2]\n"
-        "    assert candidate([-1, 1, -1]) == [-1, 1]\n    assert candidate(list(range(50, 0, -1)))[0] == 1\n"
-    )
+    check = "METADATA = {}\n\n\ndef check(candidate):\n" + HUMANEVAL_ASSERTS + last
     return {
         "completion": f"```python\n{code}```",
         "tests": [{"type": "assert", "code": check, "entry_point": "unique"}],
     }
+
+
+def _humaneval_general(i: int, correct: bool) -> dict[str, Any]:
+    """One assert that is no literal call: the whole check runs under the harness, in another process."""
+    return _humaneval(i, correct, "    assert candidate(list(range(50, 0, -1)))[0] == 1\n")
 
 
 def _mbpp(i: int, correct: bool) -> dict[str, Any]:
@@ -78,7 +87,8 @@ def _mbpp(i: int, correct: bool) -> dict[str, Any]:
 WORKLOADS: dict[str, Callable[[int, bool], dict[str, Any]]] = {
     "stdin": _stdin,
     "call": _call,
-    "assert": _humaneval,
+    "humaneval": _humaneval,
+    "humaneval-harness": _humaneval_general,
     "mbpp": _mbpp,
 }
 
@@ -92,7 +102,8 @@ def batch(kind: str, n: int, seed: int = 11) -> list[dict[str, Any]]:
 def measure(url: str, items_by_kind: dict[str, list[dict[str, Any]]]) -> dict[str, tuple[float, list[float | None]]]:
     out: dict[str, tuple[float, list[float | None]]] = {}
     with RewardClient(url, timeout_s=3600) as client:
-        client.score(batch("assert", 4, seed=1) + batch("stdin", 4, seed=1), rewards={"code": {}})  # warm-up
+        warm_up = batch("humaneval-harness", 4, seed=1) + batch("stdin", 4, seed=1)
+        client.score(warm_up, rewards={"code": {}})
         for kind, items in items_by_kind.items():
             started = time.perf_counter()
             result = client.score(items, rewards={"code": {}})
