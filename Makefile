@@ -40,6 +40,7 @@ bench: setup
 # Needs a sandbox backend (`make sandboxes`).
 bench-code: setup
 	$(BIN)/python -m bench.bench_code_service
+	$(BIN)/python -m bench.bench_harness
 	$(BIN)/python bench/bench_sandbox.py
 
 clean:
