@@ -2,6 +2,7 @@
 
 from sandboxes.base import (
     ExecResult,
+    Harness,
     Job,
     JobResult,
     Limits,
@@ -9,12 +10,14 @@ from sandboxes.base import (
     RunStatus,
     Sandbox,
     SandboxError,
+    SandboxJobFailed,
     SandboxOverloaded,
     SandboxUnavailable,
 )
 
 __all__ = [
     "ExecResult",
+    "Harness",
     "Job",
     "JobResult",
     "Limits",
@@ -22,6 +25,7 @@ __all__ = [
     "RunStatus",
     "Sandbox",
     "SandboxError",
+    "SandboxJobFailed",
     "SandboxOverloaded",
     "SandboxUnavailable",
 ]

@@ -6,7 +6,8 @@ the sandbox needs no table. Argv entries may hold ``{memory_mb}`` (the job's mem
 command line, and an address-space rlimit of ``memory_mb + address_space_headroom_mb`` (its code cache,
 metaspace and thread stacks are reserved address space, not heap).
 
-Toolchains are found on the sandbox's own PATH (``/usr/local/bin:/usr/bin:/bin``); a backend asks
+Toolchains are found on the sandbox's own PATH (``/usr/local/bin:/usr/bin:/bin``; bubblewrap hides the host's
+``/usr/local``); a backend asks
 ``available_languages(which)`` which entries its sandbox can actually run.
 
 Exceptions::
