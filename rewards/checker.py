@@ -40,9 +40,11 @@ class UnknownChecker(KeyError):
 
 
 class CheckerSettings(BaseModel):
-    """Base for every checker's settings: unknown keys are errors, instances are hashable."""
+    """Base for every checker's settings: unknown keys are errors, numbers are finite, instances are hashable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # No NaN or infinity in any float setting (JSON bodies may carry them as literals): a NaN weight makes every
+    # reward NaN, an infinite tolerance makes every number equal, and neither survives the JSON sent to a worker.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     weight: float = Field(default=1.0, description="Weight of this component in the item's reward.")
 

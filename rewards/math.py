@@ -49,6 +49,11 @@ _RENDER_BUDGET_S = 0.5
 _RENDER_CHARS = 200
 _BRACE = re.compile(r"[{}]")
 _MATH_OPENERS = ("$", "\\(", "\\[")
+# \$ is a dollar sign (\$18.90 in MATH answers); \\$ is a line break and then math.
+_UNESCAPED_DOLLAR = re.compile(r"(?<!\\)(?:\\\\)*\$")
+_BOX = re.compile(r"\\(?:boxed|fbox)")
+# What wraps a choice in LaTeX or prose ((B), \text{B}, $B$): math-verify's string target reads bare words only.
+_CHOICE_MARKUP = re.compile(r"\\(?:text(?:bf|rm|it)?|math(?:rm|bf)|boxed|fbox)|\\[()\[\]]|[$(){}\[\]]")
 # A number as people write it (7,425,000  1 000  1000,99  .4  -5  12%): math-verify's own number rules apply.
 _PLAIN_NUMBER = re.compile(r"[-+]?(?:\d{1,3}(?:[ ,]\d{3})+|\d+)?(?:[.,]\d+)?\s*%?")
 _RUN_SEPARATOR = re.compile(r"\b(?:and|or)\b|[,;]")
@@ -369,13 +374,39 @@ def _parse_reference(reference: str, settings: MathSettings) -> list[Any]:
     return _parse_answer_text(reference, settings)
 
 
+def _parse_answer(extraction: Extraction, settings: MathSettings) -> list[Any]:
+    if set(settings.extract) == {"string"}:
+        # As written too, for choices that carry the markup themselves ("(B)").
+        return _parse(_choice_text(extraction), settings) or _parse(extraction.text, settings)
+    parse_text = _parse if extraction.source in ("boxed", "text") else _parse_answer_text
+    return parse_text(extraction.text, settings)
+
+
+def _choice_text(extraction: Extraction) -> str:
+    """The answer as math-verify's string target can read it: bare words, with (B), \\text{B} and $B$ unwrapped.
+
+    Of a boxed answer only what is in the boxes counts: the words after them (``\\boxed{B}, since A is wrong``)
+    would otherwise be read as the choice.
+    """
+    text = extraction.text
+    if extraction.source == "boxed":
+        text = ", ".join(_box_contents(text))
+    return _CHOICE_MARKUP.sub(" ", text)
+
+
+def _box_contents(text: str) -> Iterator[str]:
+    for box in _BOX.finditer(text):
+        yield text[box.end() : _closing_brace(text, box.end(), len(text))]
+
+
 def _first_math(candidate: list[Any], fallback: list[Any]) -> list[Any]:
     # A string-only result of the display form is our own wrapping failing: it never beats the text as written.
     return candidate if _has_math_object(candidate) else fallback
 
 
 def _has_math_delimiter(text: str) -> bool:
-    return any(token in text for token in ("$", "\\(", "\\[", "\\boxed", "\\fbox"))
+    opened = any(token in text for token in ("\\(", "\\[", "\\boxed", "\\fbox"))
+    return opened or _UNESCAPED_DOLLAR.search(text) is not None
 
 
 def _has_math_object(parsed: list[Any]) -> bool:
@@ -495,8 +526,7 @@ def _judge_answer(
     if extraction.too_long:
         details["reason"] = f"the answer is longer than {settings.max_answer_chars} characters"
         return CheckResult(score=0.0, status=Status.NO_ANSWER, details=details)
-    parse_answer = _parse if extraction.source in ("boxed", "text") else _parse_answer_text
-    answer_parsed = _within(budget.left(), lambda: parse_answer(extraction.text, settings))
+    answer_parsed = _within(budget.left(), lambda: _parse_answer(extraction, settings))
     if isinstance(answer_parsed, _TimedOut):
         details["reason"] = f"parsing the answer ran past the {settings.timeout_s} s time-out"
         return CheckResult(score=0.0, status=Status.TIMEOUT, details=details)

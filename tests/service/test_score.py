@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import sys
 import time
 from typing import Any
 
@@ -97,6 +99,39 @@ BAD_REQUESTS = [
     pytest.param(
         {"rewards": {"format": {"mode": "lenient"}}, "items": []}, "invalid_spec", "mode", id="bad_setting_value"
     ),
+    # json.dumps writes NaN and Infinity as the literals Python's json (and so FastAPI) reads back.
+    *[
+        pytest.param(
+            {"rewards": {name: {setting: value}}, "items": []},
+            "invalid_spec",
+            f"rewards.{name}.{setting}",
+            id=f"non_finite_{name}_{setting}_{value}",
+        )
+        for name, setting, value in [
+            ("math", "weight", math.nan),
+            ("format", "weight", math.inf),
+            ("language", "weight", -math.inf),
+            ("math", "weight", "NaN"),
+            ("math", "timeout_s", math.nan),
+            ("code", "float_tolerance", math.inf),
+            ("code", "timeout_s", math.nan),
+        ]
+    ],
+    pytest.param(
+        {"rewards": {"math": {}}, "items": [{"id": "a", "completion": "x", "rewards": {"math": {"weight": math.nan}}}]},
+        "invalid_spec",
+        "items.0.rewards.math.weight",
+        id="non_finite_item_weight",
+    ),
+    pytest.param(
+        {
+            "rewards": {"math": {}},
+            "items": [{"id": "a", "completion": "x", "rewards": {"format": {"weight": math.inf}}}],
+        },
+        "invalid_spec",
+        "items.0.rewards.format.weight",
+        id="non_finite_item_weight_of_a_checker_only_the_item_runs",
+    ),
 ]
 
 
@@ -112,6 +147,36 @@ def test_bad_requests_get_422_naming_the_field(
     if mentions:
         assert mentions in json.dumps(error)
     assert "Traceback" not in response.text
+
+
+@pytest.mark.parametrize(
+    ("body", "mentions"),
+    [
+        pytest.param(
+            {"rewards": {"language": {"detector": "lingua", "min_words": 3}}, "items": []},
+            "rewards.language.detector",
+            id="request_spec",
+        ),
+        pytest.param(
+            {
+                "rewards": {"language": {"min_words": 3}},
+                "items": [{"id": "a", "completion": "x", "rewards": {"language": {"detector": "lingua"}}}],
+            },
+            "items.0.rewards.language.detector",
+            id="item_override",
+        ),
+    ],
+)
+def test_lingua_without_its_extra_is_422_naming_the_extra(
+    live_service: LiveService, monkeypatch: pytest.MonkeyPatch, body: Any, mentions: str
+) -> None:
+    # The service runs in this process: it now finds no lingua package, as a server installed without the extra.
+    monkeypatch.setitem(sys.modules, "lingua", None)
+    response = post(live_service, body)
+    assert response.status_code == 422, response.text
+    error = response.json()
+    assert error["code"] == "invalid_spec"
+    assert mentions in error["message"] and "rlvr[lingua]" in error["message"]
 
 
 def test_too_many_bytes_is_413(live_service: LiveService) -> None:
