@@ -16,8 +16,8 @@ from service.errors import install_error_handlers
 from service.limits import BodySizeLimit
 from service.metrics import Metrics
 from service.pool import WorkerPool
-from service.routes import checkers, health, run, score
-from service.scoring import Scorer
+from service.routes import checkers, health, openrlhf, profiles, run, score
+from service.scoring import Scorer, load_profiles
 from service.settings import Settings
 from service.state import AppState
 
@@ -81,6 +81,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         sandbox=state.sandbox,
         sandbox_reason=state.sandbox_reason,
         sandbox_queue_limit=settings.sandbox_queue_limit,
+        profiles=load_profiles(settings.profiles, settings.default_profile),
     )
     state.ready = True
     try:
@@ -94,6 +95,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    load_profiles(settings.profiles, settings.default_profile)  # a bad profile stops the service here, named
     app = FastAPI(
         title="rlvr",
         version="0.1.0",
@@ -104,6 +106,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.rlvr = AppState(settings=settings, metrics=Metrics())
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    for router in (score.router, run.router, checkers.router, health.router):
+    for router in (score.router, profiles.router, openrlhf.router, run.router, checkers.router, health.router):
         app.include_router(router)
     return app

@@ -14,14 +14,19 @@ __all__ = [
     "ScoreItem",
     "ScoreRequest",
     "ScoreResponse",
+    "SpecOverrides",
 ]
 
 RewardSpec = dict[str, dict[str, Any]]
+# Overrides on top of a profile or a batch spec: per checker, per setting; `null` drops that checker.
+SpecOverrides = dict[str, dict[str, Any] | None]
 
 _SPEC_DESCRIPTION = (
     "Checkers to run, by name, each with its settings (see `GET /v1/checkers`); `weight` scales the component "
-    "in the item's reward."
+    "in the item's reward. With `profile`: overrides merged on top of it, per checker and per setting; `null` "
+    "drops a checker of the profile."
 )
+_PROFILE_DESCRIPTION = "A reward profile configured on the server (see `GET /v1/profiles`), in place of `rewards`."
 
 
 def clean_text(value: str) -> str:
@@ -45,7 +50,16 @@ class ScoreItem(BaseModel):
     reference: str | None = Field(default=None, description="Gold answer for math: LaTeX, plain text or a number.")
     language: str | None = Field(default=None, description="Programming language of a code item (python, cpp, ...).")
     tests: list[dict[str, Any]] | None = Field(default=None, description="Tests of a code item.")
-    rewards: RewardSpec | None = Field(default=None, description="Per-item overrides of the request's reward settings.")
+    profile: str | None = Field(
+        default=None,
+        description="This item's own profile: replaces the batch's `profile` and `rewards` for this item.",
+        examples=["code"],
+    )
+    rewards: SpecOverrides | None = Field(
+        default=None,
+        description="Per-item overrides of the reward settings, per checker and per setting; `null` drops a checker.",
+        examples=[{"language": None}],
+    )
 
     @field_validator("reference", mode="before")
     @classmethod
@@ -89,7 +103,8 @@ class ScoreRequest(BaseModel):
         },
     )
 
-    rewards: RewardSpec = Field(description=_SPEC_DESCRIPTION)
+    rewards: SpecOverrides | None = Field(default=None, description=_SPEC_DESCRIPTION)
+    profile: str | None = Field(default=None, description=_PROFILE_DESCRIPTION, examples=["r1-math"])
     items: list[ScoreItem] = Field(description="Completions to score; results come back in this order.")
 
 

@@ -4,6 +4,11 @@ Exceptions::
 
     SpecError            the request's reward spec is invalid (the route answers 422 naming the field)
     Overloaded           the sandbox queue cannot take this batch now (the route answers 429 + Retry-After)
+    ProfileError         a configured reward profile is invalid (the service refuses to start)
+
+A reward profile is a named spec configured on the server. A request's spec is its `profile` (or none) with its
+`rewards` merged on top, per checker and per setting; an item's `profile` replaces the batch's spec for that item
+and its `rewards` merge on top of whichever spec it has. A `null` override drops that checker.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import json
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,12 +38,38 @@ from rewards import (
 )
 from sandboxes.base import Sandbox, SandboxError, SandboxOverloaded, SandboxUnavailable
 from service.metrics import Metrics
-from service.models import ComponentResult, GroupStats, ItemResult, ScoreItem, ScoreRequest, ScoreResponse
+from service.models import (
+    ComponentResult,
+    GroupStats,
+    ItemResult,
+    RewardSpec,
+    ScoreItem,
+    ScoreRequest,
+    ScoreResponse,
+    SpecOverrides,
+)
 from service.pool import TaskSpec, WorkerPool
 
-__all__ = ["Overloaded", "ResultCache", "Scorer", "SpecError"]
+__all__ = [
+    "BUILTIN_PROFILES",
+    "Overloaded",
+    "ProfileError",
+    "ResultCache",
+    "Scorer",
+    "SpecError",
+    "load_profiles",
+    "merge_spec",
+]
 
 Plan = dict[str, CheckerSettings]
+
+# DeepSeek-R1's rule rewards: accuracy dominates; the format (0.2) and language-consistency (0.1) bonuses together
+# never lift a wrong answer above a right one. The language target is the prompt's language.
+BUILTIN_PROFILES: dict[str, RewardSpec] = {
+    "r1-math": {"math": {"weight": 1.0}, "format": {"weight": 0.2, "mode": "strict"}, "language": {"weight": 0.1}},
+    "math": {"math": {"weight": 1.0}},
+    "code": {"code": {"weight": 1.0}},
+}
 
 
 class SpecError(ValueError):
@@ -46,6 +77,10 @@ class SpecError(ValueError):
         super().__init__(message)
         self.loc = list(loc)
         self.valid = list(valid)
+
+
+class ProfileError(ValueError):
+    """A configured profile (or the default profile's name) is invalid; the message names it."""
 
 
 class Overloaded(RuntimeError):
@@ -121,6 +156,7 @@ class Scorer:
         sandbox: Sandbox | None = None,
         sandbox_reason: str = "no sandbox backend configured",
         sandbox_queue_limit: int = 1 << 30,
+        profiles: Mapping[str, RewardSpec] = BUILTIN_PROFILES,
     ) -> None:
         self.pool = pool
         self.metrics = metrics
@@ -128,24 +164,54 @@ class Scorer:
         self.sandbox = sandbox
         self.sandbox_reason = sandbox_reason
         self.sandbox_queue_limit = sandbox_queue_limit
+        self.profiles = dict(profiles)
         self._settings_cache: dict[tuple[str, str], CheckerSettings] = {}
 
     # -- resolve ---------------------------------------------------------------------------------------------
 
     def resolve(self, request: ScoreRequest) -> list[Plan]:
         """Validate the request's spec and each item's overrides; one plan (checker -> settings) per item."""
-        if not request.rewards:
-            raise SpecError(["body", "rewards"], "at least one checker is required", valid=sorted(CHECKERS))
-        base = {name: self._settings(["body", "rewards", name], name, raw) for name, raw in request.rewards.items()}
-        return [self._item_plan(index, item, request.rewards, base) for index, item in enumerate(request.items)]
+        spec = self._batch_spec(request)
+        base = None if spec is None else self._plan(["body", "rewards"], spec)
+        return [self._item_plan(index, item, spec, base) for index, item in enumerate(request.items)]
 
-    def _item_plan(self, index: int, item: ScoreItem, spec: dict[str, dict[str, Any]], base: Plan) -> Plan:
+    def profile_spec(self, loc: list[str | int], name: str) -> RewardSpec:
+        try:
+            return self.profiles[name]
+        except KeyError:
+            raise SpecError(loc, f"unknown profile {name!r}", valid=sorted(self.profiles)) from None
+
+    def _batch_spec(self, request: ScoreRequest) -> RewardSpec | None:
+        """The batch's spec; None when it names neither but every item names its own profile."""
+        if request.profile is None and request.rewards is None:
+            if request.items and all(item.profile is not None for item in request.items):
+                return None
+            message = "give `rewards`, a `profile`, or a `profile` on every item"
+            raise SpecError(["body", "rewards"], message, valid=sorted(self.profiles))
+        base = {} if request.profile is None else self.profile_spec(["body", "profile"], request.profile)
+        return merge_spec(base, request.rewards)
+
+    def _plan(self, loc: list[str | int], spec: RewardSpec) -> Plan:
+        if not spec:
+            raise SpecError(loc, "at least one checker is required", valid=sorted(CHECKERS))
+        return {name: self._settings([*loc, name], name, raw) for name, raw in spec.items()}
+
+    def _item_plan(self, index: int, item: ScoreItem, spec: RewardSpec | None, base: Plan | None) -> Plan:
+        loc: list[str | int] = ["body", "items", index]
+        if item.profile is not None:
+            own = merge_spec(self.profile_spec([*loc, "profile"], item.profile), item.rewards)
+            return self._plan([*loc, "rewards"], own)
+        assert spec is not None and base is not None
         if not item.rewards:
             return base
         plan = dict(base)
         for name, override in item.rewards.items():
-            merged = {**spec.get(name, {}), **override}
-            plan[name] = self._settings(["body", "items", index, "rewards", name], name, merged)
+            if override is None:
+                plan.pop(name, None)
+            else:
+                plan[name] = self._settings([*loc, "rewards", name], name, {**spec.get(name, {}), **override})
+        if not plan:
+            raise SpecError([*loc, "rewards"], "drops every checker: an item needs at least one")
         return plan
 
     def _settings(self, loc: list[str | int], name: str, raw: dict[str, Any]) -> CheckerSettings:
@@ -153,14 +219,7 @@ class Scorer:
         cached = self._settings_cache.get(key)
         if cached is not None:
             return cached
-        try:
-            checker = load_checker(name)
-        except UnknownChecker as exc:
-            raise SpecError(loc, f"unknown checker {name!r}", valid=exc.valid) from None
-        try:
-            settings = checker.settings_model.model_validate(raw)
-        except ValidationError as exc:
-            raise _settings_error(loc, checker, exc) from None
+        settings = checker_settings(loc, name, raw)
         if len(self._settings_cache) < 4096:
             self._settings_cache[key] = settings
         return settings
@@ -270,6 +329,48 @@ class Scorer:
             return CheckResult.unjudgeable(Status.ERROR, FailureKind.INTERNAL_ERROR, reason)
         assert isinstance(result, CheckResult)
         return result
+
+
+def merge_spec(base: RewardSpec, overrides: SpecOverrides | None) -> RewardSpec:
+    """`overrides` on top of `base`, per checker and per setting; a `None` override drops that checker."""
+    merged = dict(base)
+    for name, override in (overrides or {}).items():
+        if override is None:
+            merged.pop(name, None)
+        else:
+            merged[name] = {**base.get(name, {}), **override}
+    return merged
+
+
+def checker_settings(loc: list[str | int], name: str, raw: dict[str, Any]) -> CheckerSettings:
+    """A checker's validated settings, or a SpecError naming the field at `loc`."""
+    try:
+        checker = load_checker(name)
+    except UnknownChecker as exc:
+        raise SpecError(loc, f"unknown checker {name!r}", valid=exc.valid) from None
+    try:
+        return checker.settings_model.model_validate(raw)
+    except ValidationError as exc:
+        raise _settings_error(loc, checker, exc) from None
+
+
+def load_profiles(configured: Mapping[str, RewardSpec], default: str) -> dict[str, RewardSpec]:
+    """The built-in profiles with the configured ones on top, every one validated; a bad one is a ProfileError."""
+    profiles = {**BUILTIN_PROFILES, **configured}
+    for name, spec in profiles.items():
+        if not spec:
+            raise ProfileError(f"RLVR_PROFILES: profile {name!r} has no checkers")
+        for checker, raw in spec.items():
+            try:
+                checker_settings([checker], checker, raw)
+            except SpecError as exc:
+                where = ".".join(str(part) for part in exc.loc)
+                valid = f"; valid: {', '.join(exc.valid)}" if exc.valid else ""
+                raise ProfileError(f"RLVR_PROFILES: profile {name!r}: {where}: {exc}{valid}") from None
+    if default not in profiles:
+        valid = ", ".join(sorted(profiles))
+        raise ProfileError(f"RLVR_DEFAULT_PROFILE: unknown profile {default!r}; valid: {valid}")
+    return profiles
 
 
 def _sample(item: ScoreItem) -> Sample:

@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import json
 import os
-from typing import Literal
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["Settings"]
 
 
 def _default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)))
+
+
+def _read_profiles(value: str) -> Any:
+    """`RLVR_PROFILES` is JSON text or the path of a JSON file (PyYAML is not a dependency, so no YAML)."""
+    if value.lstrip().startswith("{"):
+        return json.loads(value)
+    path = Path(value).expanduser()
+    if not path.is_file():
+        raise ValueError(f"neither a JSON object nor the path of a file: {value[:200]!r}")
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 class Settings(BaseSettings):
@@ -42,4 +54,17 @@ class Settings(BaseSettings):
         default=4096, ge=0, description="Code jobs allowed to wait for a sandbox (more -> 429)."
     )
     sandbox_max_jobs: int = Field(default=200, ge=1, description="Jobs a sandbox runs before it is recycled.")
+    profiles: Annotated[dict[str, dict[str, dict[str, Any]]], NoDecode] = Field(
+        default_factory=dict,
+        description="Reward profiles: name -> reward spec (as `/v1/score`'s `rewards`), as JSON text or the path of a "
+        "JSON file; they add to or replace the built-in `r1-math`, `math` and `code`.",
+    )
+    default_profile: str = Field(
+        default="r1-math", description="Profile of `/get_reward` requests that name none in the path."
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(default="info", description="Log level.")
+
+    @field_validator("profiles", mode="before")
+    @classmethod
+    def _profiles_from_text(cls, value: Any) -> Any:
+        return _read_profiles(value) if isinstance(value, str) else value
