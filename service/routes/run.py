@@ -26,7 +26,7 @@ class RunLimits(BaseModel):
     timeout_s: float = Field(default=5.0, gt=0, le=60, description="Wall clock per run.")
     compile_timeout_s: float = Field(default=30.0, gt=0, le=120, description="Wall clock of the compile step.")
     memory_mb: int = Field(default=512, ge=16, le=8192, description="Memory cap per run.")
-    output_bytes: int = Field(default=1 << 20, ge=1, le=64 << 20, description="Cap on each of stdout and stderr.")
+    output_bytes: int = Field(default=1 << 20, ge=1, le=16 << 20, description="Cap on each of stdout and stderr.")
 
 
 class RunProgram(BaseModel):
