@@ -16,7 +16,7 @@ from service.errors import install_error_handlers
 from service.limits import BodySizeLimit
 from service.metrics import Metrics
 from service.pool import WorkerPool
-from service.routes import checkers, health, openrlhf, profiles, run, sandbox_fusion, score
+from service.routes import checkers, health, nemo_gym, openrlhf, profiles, run, sandbox_fusion, score
 from service.scoring import Scorer, load_profiles
 from service.settings import Settings
 from service.state import AppState
@@ -106,6 +106,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.rlvr = AppState(settings=settings, metrics=Metrics())
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    for routes in (score, profiles, openrlhf, sandbox_fusion, run, checkers, health):
+    for routes in (score, profiles, openrlhf, sandbox_fusion, nemo_gym, run, checkers, health):
         app.include_router(routes.router)
     return app
