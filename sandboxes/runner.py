@@ -609,20 +609,34 @@ class Runner:
         env.update(job.get("env") or {})
         return env
 
-    def execute(self, argv: list[str], cwd: str, env: dict[str, str], stdin: bytes, limits: Json) -> tuple[Json, int]:
-        """Run one candidate process to its end; (result, its process group id or 0 when it never started)."""
+    def execute(
+        self, argv: list[str], cwd: str, env: dict[str, str], stdin: bytes, limits: Json, report: bool = False
+    ) -> tuple[Json, int]:
+        """Run one candidate process to its end; (result, its process group id or 0 when it never started). With
+        ``report`` the program also gets a pipe of its own to report on (a call test's return value)."""
+        report_read, report_write = os.pipe() if report else (-1, -1)
+        fds = {"RLVR_OUT_FD": report_write} if report else {}
         try:
-            popen = self.spawner.start(argv, cwd, env, limits, self.candidate, {})
+            popen = self.spawner.start(argv, cwd, env, limits, self.candidate, fds)
         except OSError as exc:
+            if report:
+                os.close(report_read)
             return result("SANDBOX_ERROR", f"cannot start {argv[0]!r}: {exc}"), 0
+        finally:
+            if report:
+                os.close(report_write)
         supervisor = Supervisor()
         program = supervisor.add_process("program", popen)
         supervisor.add_stream("stdout", popen.stdout, limits["output_bytes"], True)
         supervisor.add_stream("stderr", popen.stderr, limits["output_bytes"], True)
+        if report:
+            supervisor.add_stream("report", os.fdopen(report_read, "rb", buffering=0), limits["output_bytes"], True)
         supervisor.feed(popen.stdin, stdin)
         outputs, wall, timed_out = supervise(supervisor, program, limits)
         outcome = process_result(program, limits, outputs, timed_out, supervisor.overflow)
         outcome["wall_s"] = round(wall, 6)
+        if report:
+            outcome["report"] = b64(outputs["report"])
         return outcome, popen.pid
 
     def compile(self, job: Json, build: str, home: str) -> tuple[Json, int]:
@@ -659,7 +673,9 @@ class Runner:
 
     def clear_ipc(self) -> None:
         """Remove SysV IPC objects and POSIX message queues, and clear the candidate's keyrings: as the candidate
-        (their owner), in a child process. Nothing a job left there reaches the next job."""
+        (their owner), in a child process, when the job left any. Nothing a job left there reaches the next job."""
+        if not ipc_left(self.candidate.uid if self.candidate.uid is not None else os.getuid()):
+            return
         pid = os.fork()
         if pid == 0:
             code = 1
@@ -731,34 +747,8 @@ class Runner:
         env = self.env(job, workdir)
         if run.get("harness"):
             return self.harnessed_run(job, run["harness"], argv, workdir, harness_dir, env, limits)
-        if not run.get("report"):
-            outcome, pgid = self.execute(argv, workdir, env, stdin, limits)
-            return outcome, [pgid]
-        return self.reporting_run(argv, workdir, env, stdin, limits)
-
-    def reporting_run(
-        self, argv: list[str], workdir: str, env: dict[str, str], stdin: bytes, limits: Json
-    ) -> tuple[Json, list[int]]:
-        """The program writes its own report (a call test's return value) to a pipe of its own."""
-        report_read, report_write = os.pipe()
-        try:
-            popen = self.spawner.start(argv, workdir, env, limits, self.candidate, {"RLVR_OUT_FD": report_write})
-        except OSError as exc:
-            os.close(report_read)
-            return result("SANDBOX_ERROR", f"cannot start {argv[0]!r}: {exc}"), []
-        finally:
-            os.close(report_write)
-        supervisor = Supervisor()
-        program = supervisor.add_process("program", popen)
-        supervisor.add_stream("stdout", popen.stdout, limits["output_bytes"], True)
-        supervisor.add_stream("stderr", popen.stderr, limits["output_bytes"], True)
-        supervisor.add_stream("report", os.fdopen(report_read, "rb", buffering=0), limits["output_bytes"], True)
-        supervisor.feed(popen.stdin, stdin)
-        outputs, wall, timed_out = supervise(supervisor, program, limits)
-        outcome = process_result(program, limits, outputs, timed_out, supervisor.overflow)
-        outcome["wall_s"] = round(wall, 6)
-        outcome["report"] = b64(outputs["report"])
-        return outcome, [popen.pid]
+        outcome, pgid = self.execute(argv, workdir, env, stdin, limits, report=bool(run.get("report")))
+        return outcome, [pgid]
 
     def harnessed_run(
         self,
@@ -847,6 +837,21 @@ def _ipc_ids(kind: str) -> list[int]:
     except OSError:
         return []
     return [int(line.split()[1]) for line in lines if len(line.split()) > 1]
+
+
+def ipc_left(uid: int) -> bool:
+    """Whether anything a program could have left behind exists: a SysV object or an mqueue in this IPC namespace,
+    or a key of ``uid`` (/proc/key-users lists the uids that own any; a key lives until its keyring is cleared,
+    so a slot whose programs ever made one pays the clean-up after every job)."""
+    if any(_ipc_ids(kind) for kind in ("shm", "msg", "sem")):
+        return True
+    if os.path.isdir(MQUEUE_DIR) and os.listdir(MQUEUE_DIR):
+        return True
+    try:
+        with open("/proc/key-users", encoding="ascii") as handle:
+            return any(line.split(":", 1)[0].strip() == str(uid) for line in handle)
+    except OSError:
+        return True  # cannot tell: clean up
 
 
 def remove_ipc_objects() -> None:
