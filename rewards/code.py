@@ -62,6 +62,7 @@ from rewards.compare import COMPARATORS, MalformedValue, decode_value, describe_
 from rewards.result import CheckResult, FailureKind, Sample, Status
 from sandboxes.base import (
     ExecResult,
+    Harness,
     Job,
     JobResult,
     Limits,
@@ -73,7 +74,6 @@ from sandboxes.base import (
     SandboxOverloaded,
     SandboxUnavailable,
 )
-from sandboxes.base import Harness as HarnessRun
 from sandboxes.languages import (
     COMPILE_ERROR_EXIT,
     COMPILE_ERROR_MARK,
@@ -338,7 +338,7 @@ _HARNESS_DIR = Path(__file__).with_name("harnesses")
 
 
 @dataclass(frozen=True)
-class Harness:
+class HarnessSources:
     """How a language runs call and assert tests: a program server inside the candidate's process, and a judge
     harness in a process (and uid) of its own."""
 
@@ -350,12 +350,12 @@ class Harness:
 
 
 @cache
-def _harnesses() -> dict[str, Harness]:
+def _harnesses() -> dict[str, HarnessSources]:
     def read(name: str) -> str:
         return (_HARNESS_DIR / name).read_text(encoding="utf-8")
 
-    def load(language: str, suffix: str, support: tuple[str, ...] = ()) -> Harness:
-        return Harness(
+    def load(language: str, suffix: str, support: tuple[str, ...] = ()) -> HarnessSources:
+        return HarnessSources(
             server=read(f"{language}_server.{suffix}"),
             harness=read(f"{language}_harness.{suffix}"),
             server_file=f"rlvr_server.{suffix}",
@@ -533,7 +533,7 @@ def _run_for(test: TestCase, spec: LanguageSpec, calls: tuple[AssertCall, ...] |
         command = _with_script(spec, harness.server_file, "call")
         return Run(command=command, files={"rlvr_call.json": case}, report=True)
     case = json.dumps({"code": test.code, "entry_point": test.entry_point})
-    judge = HarnessRun(
+    judge = Harness(
         argv=_with_script(spec, harness.harness_file),
         files={harness.harness_file: harness.harness, "rlvr_case.json": case, **harness.support},
     )

@@ -25,21 +25,6 @@ def post(url: str, path: str, body: Any) -> httpx.Response:
     )
 
 
-@pytest.fixture(scope="module")
-def sandboxed(live_service: LiveService) -> LiveService:
-    sandbox = httpx.get(f"{live_service.url}/readyz").json()["sandbox"]
-    if not sandbox["available"]:
-        missing_backend(f"the service found no code sandbox ({sandbox['reason']})")
-    return live_service
-
-
-@pytest.fixture(scope="module")
-def no_sandbox() -> Iterator[LiveService]:
-    service, server, thread = start_service(workers=1, sandbox_backend="none")
-    yield service
-    stop_service(server, thread)
-
-
 HOSTILE = [
     pytest.param("while True:\n    pass", "TLE", id="infinite_loop"),
     pytest.param("import os\nwhile True:\n    os.fork()", None, id="fork_bomb"),

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import LiveService, missing_backend, start_service, stop_service
+from tests.conftest import LiveService
 
 RESPONSE_KEYS = {"status", "message", "compile_result", "run_result", "executor_pod_name", "files"}
 RESULT_KEYS = {"status", "execution_time", "return_code", "stdout", "stderr"}
@@ -44,21 +43,6 @@ def assert_shape(body: dict[str, Any]) -> None:
     assert isinstance(body["message"], str)
     for stage in (body["compile_result"], body["run_result"]):
         assert stage is None or set(stage) == RESULT_KEYS
-
-
-@pytest.fixture(scope="module")
-def sandboxed(live_service: LiveService) -> LiveService:
-    sandbox = httpx.get(f"{live_service.url}/readyz").json()["sandbox"]
-    if not sandbox["available"]:
-        missing_backend(f"the service found no code sandbox ({sandbox['reason']})")
-    return live_service
-
-
-@pytest.fixture(scope="module")
-def no_sandbox() -> Iterator[LiveService]:
-    service, server, thread = start_service(workers=1, sandbox_backend="none")
-    yield service
-    stop_service(server, thread)
 
 
 def b64(text: str) -> str:
