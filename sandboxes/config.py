@@ -1,7 +1,9 @@
-"""Settings of a sandbox backend and its warm pool, passed in explicitly (the service maps its settings here).
+"""Settings of a sandbox backend and its warm pool, passed in explicitly (the service nests them in its settings).
 
 Per-run limits (time, memory, output) travel with each ``Job`` in ``Limits``; this holds what belongs to the
-pool and to the sandbox instances (containers / bwrap processes) as a whole.
+pool and to the sandbox instances (containers / bwrap processes) as a whole. It is a pydantic model so that the
+service's one settings model can nest it: every field here is an ``RLVR_SANDBOX_*`` variable and an
+``rlvr serve --sandbox-*`` flag, with the description below as its help.
 
 Slot uids: with uid separation every slot gets two host uids of its own (its judge harness and its candidate
 programs), never shared with another live slot of any backend in this process. They come from one block of
@@ -11,39 +13,75 @@ process claims a block so that two services on one host never share one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+
+from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["SandboxConfig"]
 
 
-@dataclass(frozen=True, kw_only=True)
-class SandboxConfig:
-    pool_size: int = 4  # warm sandbox instances, each with one resident runner: jobs run in parallel up to this
-    max_jobs_per_slot: int = 256  # recycle an instance after this many jobs
-    queue_limit: int = 1024  # jobs waiting for a free slot beyond this -> SandboxOverloaded
-    retry_after_s: float = 1.0  # suggested back-off carried by SandboxOverloaded
-    deadline_slack_s: float = 10.0  # host-side deadline = compile + sum(run timeouts) + per-run overhead + this
-    per_run_overhead_s: float = 0.25  # host-side allowance per run for spawn, kill and cleanup
-    start_timeout_s: float = 60.0  # a fresh instance must answer its first ping within this
-    max_result_mb: int = 64  # one job's outputs together; the runner stops running a job's tests past this
-    compile_memory_mb: int = 1024  # address-space cap of a compiler (plus the language's compile headroom)
-    work_tmpfs_mb: int = 512  # size of the tmpfs holding work dirs (and /tmp) in each instance
-    sandbox_uid: int = 65534  # the one uid of an instance without uid separation (unprivileged bubblewrap)
-    sandbox_gid: int = 65534  # the gid of harnesses and candidates (--gid of the runner)
-    uid_base: int = 1_000_000_000  # first host uid of slot uid blocks (above the usual /etc/subuid ranges)
-    uid_block_size: int = 4096  # uids one service process may use: two per live slot, over all its sandboxes
-    uid_block: int | None = None  # None: claim a free block on this host; an int pins it (unique per service)
-    cgroup_parent: str | None = None  # bubblewrap: a delegated cgroup v2 dir for slot cgroups; None: our own
-    # the whole instance (container; bubblewrap: the slot's cgroup)
-    container_memory_mb: int = 2048  # cgroup memory cap of one instance (no swap on top)
-    container_pids: int = 256  # cgroup cap on the processes and threads of one instance
-    # docker
-    image: str = "rlvr-runtime:latest"
-    container_cpus: float = 1.0
-    docker_base_url: str | None = None  # None: DOCKER_HOST or the default socket
-    # bubblewrap
-    bwrap_path: str = "bwrap"
-    python_path: str = "/usr/bin/python3"  # the interpreter that runs the resident runner inside the sandbox
+def _cores() -> int:
+    return max(1, len(os.sched_getaffinity(0)))
+
+
+class SandboxConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    pool_size: int = Field(
+        default_factory=_cores, ge=1, le=256, description="Warm sandboxes, each running one job at a time (cores)."
+    )
+    max_jobs_per_slot: int = Field(default=256, ge=1, description="Jobs a sandbox runs before it is recycled.")
+    queue_limit: int = Field(
+        default=4096, ge=0, description="Code jobs that may wait for a sandbox; a batch beyond it gets a 429."
+    )
+    retry_after_s: float = Field(default=1.0, gt=0, description="`Retry-After` seconds of an overloaded answer.")
+    deadline_slack_s: float = Field(
+        default=10.0, gt=0, description="Host-side slack on a job's deadline (compile + run time-outs + overhead)."
+    )
+    per_run_overhead_s: float = Field(
+        default=0.25, ge=0, description="Host-side allowance per run for spawn, kill and clean-up."
+    )
+    start_timeout_s: float = Field(default=60.0, gt=0, description="Seconds a fresh sandbox has to answer its ping.")
+    max_result_mb: int = Field(
+        default=64, ge=1, le=1024, description="One job's outputs together; its remaining tests are not run past it."
+    )
+    compile_cache_mb: int = Field(
+        default=256,
+        ge=0,
+        description="Compiled programs kept by a hash of their source, so one sent again (one request per test) is "
+        "not compiled again; 0 disables.",
+    )
+    compile_memory_mb: int = Field(default=1024, ge=64, description="Address-space cap of a compiler.")
+    work_tmpfs_mb: int = Field(default=512, ge=16, description="Size of the tmpfs holding work dirs and /tmp.")
+    sandbox_uid: int = Field(
+        default=65534, ge=1, description="The one uid of a sandbox without uid separation (unprivileged bubblewrap)."
+    )
+    sandbox_gid: int = Field(default=65534, ge=1, description="The gid of harnesses and candidate programs.")
+    uid_base: int = Field(
+        default=1_000_000_000, ge=1, description="First host uid of the slot uid blocks (above /etc/subuid ranges)."
+    )
+    uid_block_size: int = Field(
+        default=4096, ge=4, description="Uids one service process may use: two per live slot, over all its sandboxes."
+    )
+    uid_block: int | None = Field(
+        default=None, ge=0, description="Pin this service's uid block (unique per service); unset: claim a free one."
+    )
+    cgroup_parent: str | None = Field(
+        default=None, description="bubblewrap: a delegated cgroup v2 dir for slot cgroups; unset: our own."
+    )
+    container_memory_mb: int = Field(
+        default=2048, ge=64, description="Memory cap of one sandbox (cgroup, no swap on top)."
+    )
+    container_pids: int = Field(default=256, ge=16, description="Processes and threads of one sandbox (cgroup).")
+    image: str = Field(default="rlvr-runtime:latest", description="docker: the runtime image.")
+    container_cpus: float = Field(default=1.0, gt=0, description="docker: CPUs of one container.")
+    docker_base_url: str | None = Field(
+        default=None, description="docker: the engine's URL; unset: `DOCKER_HOST` or the default socket."
+    )
+    bwrap_path: str = Field(default="bwrap", description="bubblewrap: the `bwrap` executable.")
+    python_path: str = Field(
+        default="/usr/bin/python3", description="bubblewrap: the interpreter that runs the resident runner."
+    )
 
     @property
     def result_line_bytes(self) -> int:

@@ -6,7 +6,6 @@ flight). Hostile programs are in test_hostile.py.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -146,7 +145,7 @@ time.sleep(1.0)  # hold the slot, so that the other jobs go to the other slots
 
 
 async def test_every_slot_of_every_sandbox_has_two_uids_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
-    config = dataclasses.replace(TEST_CONFIG, pool_size=2)
+    config = TEST_CONFIG.model_copy(update={"pool_size": 2})
     sandboxes = [await _open_in_mode("uid", monkeypatch, config) for _ in range(2)]
     try:
         job = Job(language="python", source=SLOT_UIDS, runs=[Run()])
@@ -183,7 +182,7 @@ def _slot_cgroups() -> tuple[str, list[Path]]:
 
 async def test_each_slot_is_capped_by_a_cgroup_of_its_own_that_close_removes() -> None:
     version, before = _slot_cgroups()
-    config = dataclasses.replace(TEST_CONFIG, pool_size=2, container_memory_mb=300, container_pids=77)
+    config = TEST_CONFIG.model_copy(update={"pool_size": 2, "container_memory_mb": 300, "container_pids": 77})
     sandbox = await open_or_skip("bubblewrap", config)
     made: list[Path] = []
     try:
@@ -223,7 +222,7 @@ print('filled', flush=True)
 async def test_memory_of_a_whole_slot_is_capped_by_its_cgroup() -> None:
     _slot_cgroups()
     # the job's own limit allows 1 GB; the slot's cgroup allows 300 MB for everything, shared memory included
-    sandbox = await open_or_skip("bubblewrap", dataclasses.replace(TEST_CONFIG, container_memory_mb=300))
+    sandbox = await open_or_skip("bubblewrap", TEST_CONFIG.model_copy(update={"container_memory_mb": 300}))
     try:
         limits = Limits(timeout_s=10.0, memory_mb=1024)
         result = await sandbox.run(Job(language="python", source=PIN_SHARED_MEMORY, runs=[Run()], limits=limits))
@@ -245,13 +244,13 @@ async def test_the_host_toolchains_are_there() -> None:
 
 
 async def test_no_bwrap_means_unavailable_not_unsandboxed() -> None:
-    config = dataclasses.replace(TEST_CONFIG, bwrap_path="/nonexistent/bwrap")
+    config = TEST_CONFIG.model_copy(update={"bwrap_path": "/nonexistent/bwrap"})
     with pytest.raises(SandboxUnavailable, match="bwrap"):
         await open_sandbox("bubblewrap", config)
 
 
 async def test_auto_names_why_each_backend_failed() -> None:
-    config = dataclasses.replace(TEST_CONFIG, bwrap_path="/nonexistent/bwrap", image="rlvr-no-such-image:never")
+    config = TEST_CONFIG.model_copy(update={"bwrap_path": "/nonexistent/bwrap", "image": "rlvr-no-such-image:never"})
     with pytest.raises(SandboxUnavailable) as raised:
         await open_sandbox("auto", config)
     assert "docker" in str(raised.value)
@@ -264,7 +263,7 @@ async def test_an_unknown_backend_is_a_configuration_error() -> None:
 
 
 async def test_stats_count_jobs_runs_and_recycles() -> None:
-    sandbox = await open_or_skip("bubblewrap", dataclasses.replace(TEST_CONFIG, max_jobs_per_slot=2))
+    sandbox = await open_or_skip("bubblewrap", TEST_CONFIG.model_copy(update={"max_jobs_per_slot": 2}))
     try:
         limits = Limits(timeout_s=1.0)
         for _ in range(3):
@@ -284,7 +283,7 @@ SLEEPER = "import time\ntime.sleep(float(input()))\nprint('woke')\n"
 
 
 async def test_a_full_queue_answers_overloaded_with_a_retry_hint() -> None:
-    config = dataclasses.replace(TEST_CONFIG, queue_limit=0, retry_after_s=2.5)
+    config = TEST_CONFIG.model_copy(update={"queue_limit": 0, "retry_after_s": 2.5})
     sandbox = await open_or_skip("bubblewrap", config)
     try:
         busy = asyncio.ensure_future(sandbox.run(Job(language="python", source=SLEEPER, runs=[Run(stdin="1")])))
@@ -298,7 +297,7 @@ async def test_a_full_queue_answers_overloaded_with_a_retry_hint() -> None:
 
 
 async def test_jobs_run_in_parallel_up_to_the_pool_size() -> None:
-    sandbox = await open_or_skip("bubblewrap", dataclasses.replace(TEST_CONFIG, pool_size=3))
+    sandbox = await open_or_skip("bubblewrap", TEST_CONFIG.model_copy(update={"pool_size": 3}))
     try:
         jobs = [Job(language="python", source=SLEEPER, runs=[Run(stdin="1.5")]) for _ in range(3)]
         loop = asyncio.get_running_loop()
@@ -313,7 +312,7 @@ async def test_jobs_run_in_parallel_up_to_the_pool_size() -> None:
 async def test_a_runner_that_misses_the_host_deadline_is_replaced() -> None:
     # A negative slack makes the host deadline (5 s run - 3 s) shorter than the run's own limit: the runner looks
     # hung.
-    config = dataclasses.replace(TEST_CONFIG, deadline_slack_s=-3.0, per_run_overhead_s=0.0)
+    config = TEST_CONFIG.model_copy(update={"deadline_slack_s": -3.0, "per_run_overhead_s": 0.0})
     sandbox = await open_or_skip("bubblewrap", config)
     try:
         limits = Limits(timeout_s=5.0)

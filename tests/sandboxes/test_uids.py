@@ -4,7 +4,6 @@ one host claim different blocks (``sandboxes._uids``)."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def _config(tmp_path: Path, **changes: int | None) -> SandboxConfig:
     # a base of this test's own, so that no other test or service on the host holds its blocks
     base = 1_500_000_000 + (abs(hash(tmp_path)) % 1000) * 100_000
-    return dataclasses.replace(TEST_CONFIG, uid_base=base, uid_block_size=8, **changes)  # type: ignore[arg-type]
+    return TEST_CONFIG.model_copy(update=dict(uid_base=base, uid_block_size=8, **changes))
 
 
 def test_a_pool_lends_distinct_pairs_and_refuses_past_its_block() -> None:
@@ -43,7 +42,7 @@ def test_a_returned_pair_is_lent_again_last() -> None:
 
 def test_one_process_shares_one_pool_between_its_sandboxes(tmp_path: Path) -> None:
     config = _config(tmp_path)
-    other_sizes = dataclasses.replace(config, pool_size=9, work_tmpfs_mb=1)  # other settings, same uid range
+    other_sizes = config.model_copy(update={"pool_size": 9, "work_tmpfs_mb": 1})  # other settings, same uid range
     assert slot_uid_pool(config) is slot_uid_pool(other_sizes)
 
 
@@ -95,7 +94,7 @@ def test_a_block_of_a_process_that_died_is_free_again(tmp_path: Path) -> None:
 )
 def test_a_bad_uid_range_is_refused(tmp_path: Path, changes: dict[str, int]) -> None:
     with pytest.raises(SandboxUnavailable, match="uid range"):
-        slot_uid_pool(dataclasses.replace(_config(tmp_path), **changes))  # type: ignore[arg-type]
+        slot_uid_pool(_config(tmp_path).model_copy(update=changes))
 
 
 UIDS_OF_THE_SLOT = """
@@ -111,7 +110,7 @@ time.sleep(1.0)  # hold the slot, so that the next job goes to the other one
 async def test_docker_and_bubblewrap_slots_never_share_a_uid() -> None:
     if not bubblewrap.can_separate_uids():
         pytest.skip("uid separation under bubblewrap needs a service running as root with CAP_SYS_ADMIN")
-    config = dataclasses.replace(TEST_CONFIG, pool_size=2)
+    config = TEST_CONFIG.model_copy(update={"pool_size": 2})
     opened = [await open_or_skip(backend, config) for backend in ("docker", "bubblewrap")]
     try:
         job = Job(language="python", source=UIDS_OF_THE_SLOT, runs=[Run()])
