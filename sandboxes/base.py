@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final, Protocol, runtime_checkable
+from typing import Any, Final, Protocol, runtime_checkable
 
 __all__ = [
     "ExecResult",
@@ -129,7 +129,19 @@ class JobResult:
 
 @runtime_checkable
 class Sandbox(Protocol):
+    """A started backend. ``size`` is how many jobs it runs at once (callers bound their concurrency by it);
+    ``languages`` are the ones its toolchains can run (empty before ``start``); ``stats()`` is for metrics and
+    health pages only: nothing may take decisions from its keys."""
+
     name: str
+
+    @property
+    def size(self) -> int: ...
+
+    @property
+    def languages(self) -> tuple[str, ...]: ...
+
+    def stats(self) -> dict[str, Any]: ...
 
     async def start(self) -> None: ...
 

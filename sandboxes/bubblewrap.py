@@ -396,6 +396,10 @@ class BubblewrapSandbox:
             self._runner_dir = None
 
     @property
+    def size(self) -> int:
+        return self.config.pool_size
+
+    @property
     def languages(self) -> tuple[str, ...]:
         return () if self._pool is None else self._pool.languages or ()
 

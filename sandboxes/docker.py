@@ -238,6 +238,10 @@ class DockerSandbox:
         }
 
     @property
+    def size(self) -> int:
+        return self.config.pool_size
+
+    @property
     def languages(self) -> tuple[str, ...]:
         """The languages the runtime image has toolchains for (empty before start)."""
         return (self._pool.languages or ()) if self._pool is not None else ()
