@@ -12,7 +12,7 @@ start and reported by ``stats()["separation"]``:
   real): a seccomp filter (``sandboxes._seccomp``) refuses new user namespaces instead of ``--disable-userns``.
   Pid, net, ipc, uts and cgroup namespaces are new per instance.
 - ``"none"`` (otherwise): today's unprivileged mode, every namespace unshared including the user namespace
-  (``--disable-userns``), one non-root uid (``config.sandbox_uid``) for runner and programs alike; when the
+  (``--disable-userns``), one non-root uid (``config.uid``) for runner and programs alike; when the
   service is root without CAP_SYS_ADMIN, bwrap itself is started as that uid (``setpriv``).
 
 Both modes:
@@ -139,12 +139,12 @@ def _separated_argv(
         *(setpriv, "--inh-caps=-all", f"--bounding-set={bounding}", "--"),
         *_runner_command(config),
         *("--kill-strays", "--harness-uid", str(uids.harness), "--candidate-uid", str(uids.candidate)),
-        *("--gid", str(config.sandbox_gid)),
+        *("--gid", str(config.gid)),
     ]
 
 
 def _unprivileged_argv(config: SandboxConfig, bwrap: str, runner: Path) -> list[str]:
-    uid, gid = str(config.sandbox_uid), str(config.sandbox_gid)
+    uid, gid = str(config.uid), str(config.gid)
     drop = ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--"] if os.geteuid() == 0 else []
     return [
         *drop,

@@ -53,10 +53,10 @@ class SandboxConfig(BaseModel):
     )
     compile_memory_mb: int = Field(default=1024, ge=64, description="Address-space cap of a compiler.")
     work_tmpfs_mb: int = Field(default=512, ge=16, description="Size of the tmpfs holding work dirs and /tmp.")
-    sandbox_uid: int = Field(
+    uid: int = Field(
         default=65534, ge=1, description="The one uid of a sandbox without uid separation (unprivileged bubblewrap)."
     )
-    sandbox_gid: int = Field(default=65534, ge=1, description="The gid of harnesses and candidate programs.")
+    gid: int = Field(default=65534, ge=1, description="The gid of harnesses and candidate programs.")
     uid_base: int = Field(
         default=1_000_000_000, ge=1, description="First host uid of the slot uid blocks (above /etc/subuid ranges)."
     )

@@ -280,7 +280,7 @@ class DockerSandbox:
             *("python3", "-I", "-S", RUNNER_IN_CONTAINER, "--work-base", WORK_DIR, "--kill-strays"),
             *("--scratch", "/tmp", "--scratch", "/dev/shm"),  # emptied after every job
             *("--harness-uid", str(uids.harness), "--candidate-uid", str(uids.candidate)),
-            *("--gid", str(self.config.sandbox_gid)),
+            *("--gid", str(self.config.gid)),
         ]
 
     def _container_options(self, uids: SlotUids) -> dict[str, Any]:

@@ -154,7 +154,7 @@ async def test_every_slot_of_every_sandbox_has_two_uids_of_its_own(monkeypatch: 
         uids = [int(uid) for candidate, harness, _ in seen for uid in (candidate, harness)]
         assert len(set(uids)) == 8  # 4 slots x (candidate, harness), none shared
         assert 0 not in uids
-        assert {gid for _, _, gid in seen} == {str(config.sandbox_gid)}
+        assert {gid for _, _, gid in seen} == {str(config.gid)}
     finally:
         for sandbox in reversed(sandboxes):  # the last opened first: the first one's check sees every process
             await close_and_check_clean(sandbox)
@@ -163,7 +163,7 @@ async def test_every_slot_of_every_sandbox_has_two_uids_of_its_own(monkeypatch: 
 async def test_without_root_everything_runs_as_one_unprivileged_uid(monkeypatch: pytest.MonkeyPatch) -> None:
     sandbox = await _open_in_mode("none", monkeypatch)
     try:
-        assert await _stdout(sandbox, SLOT_UIDS) == f"{TEST_CONFIG.sandbox_uid} None {TEST_CONFIG.sandbox_gid}\n"
+        assert await _stdout(sandbox, SLOT_UIDS) == f"{TEST_CONFIG.uid} None {TEST_CONFIG.gid}\n"
     finally:
         await close_and_check_clean(sandbox)
 
