@@ -6,8 +6,9 @@ A CPU checker module defines ``Settings`` (a ``CheckerSettings``), ``check(sampl
 (linear in the input, no sympy): two samples with equal keys under equal settings get equal results, which is
 what lets the service de-duplicate and cache.
 
-A sandbox checker (``code``) has an async ``check(sample, settings, sandbox)`` instead and runs in the service's
-event loop against a sandbox pool.
+A sandbox checker (``code``) has an async ``sandbox_check(sample, settings, sandbox)`` instead of ``check`` and
+runs in the service's event loop against a sandbox pool. ``runs_in`` follows from which of the two a checker has:
+it names the executor that runs it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from rewards.result import CheckResult, Sample
+from sandboxes.base import Sandbox
 
 __all__ = ["CHECKERS", "Checker", "CheckerSettings", "load_checker", "UnknownChecker"]
 
@@ -63,13 +65,22 @@ class Checker:
     name: str
     description: str
     settings_model: type[CheckerSettings]
-    check: Callable[..., CheckResult] | Callable[..., Awaitable[CheckResult]]
-    work_key: Callable[[Sample, Any], str] | None = None
+    work_key: Callable[[Sample, Any], str]
+    check: Callable[[Sample, Any], CheckResult] | None = None
+    sandbox_check: Callable[[Sample, Any, Sandbox], Awaitable[CheckResult]] | None = None
     warm: Callable[[], None] | None = None
-    runs_in: Literal["cpu", "sandbox"] = "cpu"
     # Score given when the pool has to kill a worker stuck on an item. A number means the hang is the
     # completion's fault (math: an absurd expression); None means it is ours and the item is masked.
     hang_score: float | None = None
+    reads_tests: bool = False  # the item's tests are its input: the service's test limit applies to it
+
+    def __post_init__(self) -> None:
+        if (self.check is None) == (self.sandbox_check is None):
+            raise TypeError(f"checker {self.name!r} needs exactly one of check and sandbox_check")
+
+    @property
+    def runs_in(self) -> Literal["cpu", "sandbox"]:
+        return "cpu" if self.check is not None else "sandbox"
 
 
 def load_checker(name: str) -> Checker:

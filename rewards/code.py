@@ -242,13 +242,9 @@ class CodeSettings(CheckerSettings):
     output_limit_bytes: int = Field(
         1 << 20, ge=1024, le=16 << 20, description="Cap on each of stdout and stderr; more is OLE."
     )
-    max_tests: int = Field(256, ge=1, description="Items with more tests are invalid (masked), never truncated.")
     stop_on_first_failure: bool = Field(
         False, description="Stop at the first failing test; the tests after it count as failed."
     )
-
-    def deadline_s(self) -> float:
-        return self.compile_timeout_s + self.max_tests * (self.timeout_s + 0.5) + 10.0
 
 
 # ----------------------------------------------------------------------------------------------- extraction
@@ -799,7 +795,7 @@ def plan_item(sample: Sample, settings: CodeSettings) -> ItemPlan | CheckResult:
     """The job for an item, or its final result when there is nothing to run (invalid item, no code)."""
     try:
         spec = _resolve(sample, settings)
-        tests = validate_tests(sample.tests, max_tests=settings.max_tests)
+        tests = validate_tests(sample.tests)
         _check_supported(tests, spec)
     except InvalidItem as exc:
         return _invalid(exc)
@@ -892,7 +888,7 @@ CHECKER = Checker(
     description="Runs the completion's last code block against the item's tests (stdin/stdout, function calls or "
     "asserts) in a sandbox; scores pass rate, all-or-nothing or Codeforces-style weighted.",
     settings_model=CodeSettings,
-    check=check,
+    sandbox_check=check,
     work_key=work_key,
-    runs_in="sandbox",
+    reads_tests=True,
 )

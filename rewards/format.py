@@ -193,5 +193,4 @@ CHECKER = Checker(
     check=check,
     work_key=work_key,
     warm=None,
-    runs_in="cpu",
 )

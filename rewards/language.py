@@ -559,5 +559,4 @@ CHECKER = Checker(
     check=check,
     work_key=work_key,
     warm=warm,
-    runs_in="cpu",
 )

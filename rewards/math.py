@@ -589,7 +589,6 @@ CHECKER = Checker(
     check=check,
     work_key=work_key,
     warm=warm,
-    runs_in="cpu",
     # The reference is parsed under its own soft time-out first (a slow one is masked as bad_reference), so a
     # worker the pool has to kill is stuck on the completion's answer: the completion's fault, scored 0.
     hang_score=0.0,

@@ -11,14 +11,13 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
-from sandboxes.base import SandboxError
+from service.engine import Engine
 from service.errors import install_error_handlers
 from service.limits import BodySizeLimit
 from service.metrics import Metrics
-from service.pool import WorkerPool
 from service.routes import checkers, health, nemo_gym, openrlhf, profiles, run, sandbox_fusion, score
-from service.scoring import Scorer, load_profiles
 from service.settings import Settings
+from service.specs import load_profiles
 from service.state import AppState
 
 __all__ = ["create_app"]
@@ -39,58 +38,19 @@ class SafeJSONResponse(JSONResponse):
         return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
 
 
-async def _start_sandbox(state: AppState) -> None:
-    settings = state.settings
-    if settings.sandbox_backend == "none":
-        state.sandbox_reason = "code sandboxes are disabled (RLVR_SANDBOX_BACKEND=none)"
-        return
-    from sandboxes.config import SandboxConfig
-    from sandboxes.select import open_sandbox
-
-    config = SandboxConfig(
-        pool_size=settings.sandbox_pool_size,
-        queue_limit=settings.sandbox_queue_limit,
-        max_jobs_per_slot=settings.sandbox_max_jobs,
-    )
-    try:
-        state.sandbox = await open_sandbox(settings.sandbox_backend, config)
-    except SandboxError as exc:
-        state.sandbox_reason = str(exc)
-        log.warning("code sandboxes unavailable: %s", exc)
-
-
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     state: AppState = app.state.rlvr
-    settings = state.settings
-    pool = WorkerPool(
-        settings.workers,
-        chunk_size=settings.chunk_size,
-        grace_s=settings.hard_grace_s,
-        on_kill=lambda checker: state.metrics.worker_kills.labels(checker).inc(),
-    )
-    state.pool = pool
-    state.metrics.watch("rlvr_pool", pool.stats)
-    state.metrics.watch("rlvr_sandbox", lambda: getattr(state.sandbox, "stats", dict)() if state.sandbox else None)
-    await pool.start()
-    await _start_sandbox(state)
-    state.scorer = Scorer(
-        pool,
-        state.metrics,
-        cache_size=settings.cache_size,
-        sandbox=state.sandbox,
-        sandbox_reason=state.sandbox_reason,
-        sandbox_queue_limit=settings.sandbox_queue_limit,
-        profiles=load_profiles(settings.profiles, settings.default_profile),
-    )
-    state.ready = True
+    engine = Engine(state.settings, metrics=state.metrics)
+    await engine.start()
+    if engine.sandbox is None:
+        log.warning("code sandboxes unavailable: %s", engine.sandbox_reason)
+    state.engine = engine
     try:
         yield
     finally:
-        state.ready = False
-        if state.sandbox is not None:
-            await state.sandbox.close()
-        await pool.close()
+        state.engine = None
+        await engine.close()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

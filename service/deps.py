@@ -7,11 +7,11 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
+from service.engine import Engine
 from service.errors import ApiError
-from service.scoring import Scorer
 from service.state import AppState
 
-__all__ = ["get_state", "get_scorer", "require_token", "State"]
+__all__ = ["EngineDep", "State", "get_engine", "get_state", "require_token"]
 
 
 def get_state(request: Request) -> AppState:
@@ -22,10 +22,13 @@ def get_state(request: Request) -> AppState:
 State = Annotated[AppState, Depends(get_state)]
 
 
-def get_scorer(state: State) -> Scorer:
-    if state.scorer is None or not state.ready:
-        raise ApiError(503, "not_ready", "the worker pool is not running", headers={"Retry-After": "1"})
-    return state.scorer
+def get_engine(state: State) -> Engine:
+    if state.engine is None or not state.ready:
+        raise ApiError(503, "not_ready", "the scoring engine is not running", headers={"Retry-After": "1"})
+    return state.engine
+
+
+EngineDep = Annotated[Engine, Depends(get_engine)]
 
 
 def require_token(state: State, authorization: Annotated[str | None, Header()] = None) -> None:

@@ -10,7 +10,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from service.scoring import Overloaded, SpecError
+from service.executors import Overloaded
+from service.specs import SpecError
 
 __all__ = ["ApiError", "error_response", "install_error_handlers"]
 

@@ -8,8 +8,10 @@ Work goes to workers in chunks. A worker streams back one result per task, so th
 task a worker is on. Each task has a hard deadline (its checker's soft time-out plus a grace period); a worker
 that passes it is killed with SIGKILL (sympy can block in C where no signal reaches), the task it was stuck on
 gets its checker's ``hang_score`` (or is masked), the rest of the chunk goes back to the front of the queue,
-and a fresh worker takes the dead one's place. A worker that dies on its own is handled the same way, except
-that the task it was on is masked: a crash is ours to explain, not the completion's.
+and a fresh worker takes the dead one's place. A worker that dies on its own (killed from outside, out of
+memory, a crash in C) is handled the same way, except that the task it was on goes back to the queue once, to a
+fresh worker; only when a second worker dies on it is it masked: a crash is ours to explain, not the
+completion's.
 """
 
 from __future__ import annotations
@@ -34,7 +36,6 @@ __all__ = ["PoolError", "TaskSpec", "WorkerPool"]
 
 log = logging.getLogger("rlvr.pool")
 
-_PRELOAD = ["service.worker", "rewards.math", "rewards.format", "rewards.language"]
 _READY_TIMEOUT_S = 120.0
 
 
@@ -57,6 +58,7 @@ class _Pending:
     task: Task
     deadline_s: float
     future: asyncio.Future[CheckResult]
+    deaths: int = 0  # workers that died under this task on their own (not killed by us for its deadline)
 
 
 @dataclass(order=True)
@@ -128,7 +130,8 @@ class WorkerPool:
         self.grace_s = grace_s
         self._on_kill = on_kill or (lambda reason: None)
         self._ctx = multiprocessing.get_context("forkserver")
-        self._ctx.set_forkserver_preload(_PRELOAD)
+        modules = {target.partition(":")[0] for target in self.registry.values()}
+        self._ctx.set_forkserver_preload(["service.worker", *sorted(modules)])
         self._queue: asyncio.PriorityQueue[_Chunk] = asyncio.PriorityQueue()
         self._workers: list[_Worker | None] = [None] * size
         self._drivers: list[asyncio.Task[None]] = []
@@ -256,8 +259,13 @@ class WorkerPool:
         reason = "hung past its hard deadline" if hung else "worker process died"
         log.warning("killed worker on %s task (%s)", guilty.task.checker, reason)
         self._on_kill(guilty.task.checker)
-        hang_score = self._hang_score(guilty.task.checker)
-        self._settle(guilty, _hang_result(guilty, hang_score, hung=hung, deadline_s=guilty.deadline_s + self.grace_s))
+        if not hung and guilty.deaths == 0:  # maybe not the item's doing: once more, on a fresh worker
+            guilty.deaths += 1
+            rest = [guilty, *rest]
+        else:
+            hang_score = self._hang_score(guilty.task.checker)
+            deadline_s = guilty.deadline_s + self.grace_s
+            self._settle(guilty, _hang_result(guilty, hang_score, hung=hung, deadline_s=deadline_s))
         if rest:
             self._queue.put_nowait(_Chunk(0, next(self._seq), rest))
         if not self._closed:
@@ -290,7 +298,7 @@ def _masked(kind: str, reason: str) -> CheckResult:
 def _hang_result(pending: _Pending, score: float | None, *, hung: bool, deadline_s: float) -> CheckResult:
     checker = pending.task.checker
     if not hung:
-        return _masked(FailureKind.INTERNAL_ERROR, f"the {checker} worker process died on this item")
+        return _masked(FailureKind.INTERNAL_ERROR, f"two {checker} worker processes died on this item")
     details = {"killed_after_s": round(deadline_s, 3)}
     if score is None:
         reason = f"the {checker} checker passed its hard deadline of {deadline_s:.1f} s"

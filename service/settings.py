@@ -1,19 +1,37 @@
-"""Service settings: one pydantic-settings class, env prefix ``RLVR_``, validated at start."""
+"""The one settings model of the service, with the sandbox's settings nested in it.
+
+Every field, nested ones included, is reachable three ways, all generated from the model by ``FIELDS``:
+
+- the keyword of ``Settings(...)`` (nested: ``Settings(sandbox={"pool_size": 4})``);
+- an environment variable: ``RLVR_`` + the path in upper case (``RLVR_WORKERS``, ``RLVR_SANDBOX_POOL_SIZE``);
+- an ``rlvr serve`` flag: ``--`` + the path with dashes (``--workers``, ``--sandbox-pool-size``).
+
+A flag beats the environment, which beats the default. The README's settings table is ``markdown_table()``
+(``python -m service.settings``), and a test fails when the README's copy is stale.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import typing
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import BaseModel, Field, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
-__all__ = ["Settings"]
+from sandboxes.config import SandboxConfig
+
+__all__ = ["FIELDS", "SandboxSettings", "Setting", "Settings", "markdown_table"]
+
+ENV_PREFIX = "RLVR_"
 
 
-def _default_workers() -> int:
+def _cores() -> int:
     return max(1, len(os.sched_getaffinity(0)))
 
 
@@ -27,12 +45,20 @@ def _read_profiles(value: str) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+class SandboxSettings(SandboxConfig):
+    """The sandbox backend's settings (``SandboxConfig``) and which backend serves code."""
+
+    backend: Literal["auto", "docker", "bubblewrap", "none"] = Field(
+        default="auto", description="Code sandbox backend; `auto` tries docker, then bubblewrap; `none` disables code."
+    )
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="RLVR_", frozen=True, extra="forbid")
+    model_config = SettingsConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     host: str = Field(default="127.0.0.1", description="Address to bind.")
     port: int = Field(default=8000, ge=0, le=65535, description="Port to bind.")
-    workers: int = Field(default_factory=_default_workers, ge=1, le=256, description="CPU worker processes.")
+    workers: int = Field(default_factory=_cores, ge=1, le=256, description="CPU worker processes (cores).")
     chunk_size: int = Field(default=16, ge=1, le=1024, description="Most items sent to a worker at once.")
     hard_grace_s: float = Field(
         default=1.0, gt=0, description="Seconds past an item's soft time-out before its worker is killed."
@@ -42,29 +68,139 @@ class Settings(BaseSettings):
     )
     max_items: int = Field(default=8192, ge=1, description="Most items in one request (more -> 413).")
     max_body_bytes: int = Field(default=64 << 20, ge=1024, description="Largest request body in bytes (more -> 413).")
-    max_tests: int = Field(default=1000, ge=1, description="Most tests in one code item (more -> 413).")
+    max_tests: int = Field(
+        default=1000,
+        ge=1,
+        description="Most tests of one code item; an item with more is masked `invalid_item`, the rest of its batch "
+        "is scored.",
+    )
     api_token: str | None = Field(
         default=None, description="When set, requests must carry `Authorization: Bearer <token>`."
     )
-    sandbox_backend: Literal["auto", "docker", "bubblewrap", "none"] = Field(
-        default="auto", description="Code sandbox backend; `auto` tries docker, then bubblewrap; `none` disables code."
-    )
-    sandbox_pool_size: int = Field(default_factory=_default_workers, ge=1, le=256, description="Warm sandboxes.")
-    sandbox_queue_limit: int = Field(
-        default=4096, ge=0, description="Code jobs allowed to wait for a sandbox (more -> 429)."
-    )
-    sandbox_max_jobs: int = Field(default=200, ge=1, description="Jobs a sandbox runs before it is recycled.")
     profiles: Annotated[dict[str, dict[str, dict[str, Any]]], NoDecode] = Field(
         default_factory=dict,
         description="Reward profiles: name -> reward spec (as `/v1/score`'s `rewards`), as JSON text or the path of a "
         "JSON file; they add to or replace the built-in `r1-math`, `math` and `code`.",
     )
     default_profile: str = Field(
-        default="r1-math", description="Profile of `/get_reward` requests that name none in the path."
+        default="r1-math", description="Profile of `/get_reward` and `/verify` requests that name none."
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field(default="info", description="Log level.")
+    sandbox: SandboxSettings = Field(default_factory=SandboxSettings, description="Code sandboxes.")
 
     @field_validator("profiles", mode="before")
     @classmethod
     def _profiles_from_text(cls, value: Any) -> Any:
         return _read_profiles(value) if isinstance(value, str) else value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, _EnvSource(settings_cls)
+
+
+# -- the field table -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One leaf setting: where it lives in the model and its two names outside it."""
+
+    path: tuple[str, ...]
+    info: FieldInfo
+    annotation: Any
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + "_".join(self.path).upper()
+
+    @property
+    def flag(self) -> str:
+        return "--" + "-".join(self.path).replace("_", "-")
+
+    @property
+    def dest(self) -> str:
+        return ".".join(self.path)
+
+    @property
+    def choices(self) -> tuple[str, ...] | None:
+        args = [a for a in typing.get_args(self.annotation) if a is not type(None)] or [self.annotation]
+        if len(args) == 1 and typing.get_origin(args[0]) is Literal:
+            return tuple(str(choice) for choice in typing.get_args(args[0]))
+        return None
+
+    @property
+    def optional(self) -> bool:
+        return type(None) in typing.get_args(self.annotation)
+
+    def shown_default(self) -> str:
+        if self.info.default_factory is not None:
+            if (self.info.description or "").rstrip(".").endswith("(cores)"):
+                return "cores"
+            return json.dumps(self.info.default_factory())  # type: ignore[call-arg]
+        if self.info.default is None:
+            return "unset"
+        return json.dumps(self.info.default)
+
+
+def _walk(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> Iterator[Setting]:
+    hints = typing.get_type_hints(model, include_extras=False)
+    for name, info in model.model_fields.items():
+        annotation = hints.get(name, info.annotation)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            yield from _walk(annotation, (*prefix, name))
+        else:
+            yield Setting((*prefix, name), info, annotation)
+
+
+FIELDS: tuple[Setting, ...] = tuple(_walk(Settings))
+
+
+class _EnvSource(PydanticBaseSettingsSource):
+    """``RLVR_*`` variables, named by ``FIELDS``, as a nested dict; an empty value unsets an optional field."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str] | None = None) -> None:
+        super().__init__(settings_cls)
+        self._environ = os.environ if environ is None else environ
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ reads every variable at once
+
+    def __call__(self) -> dict[str, Any]:
+        return nested_values({s.dest: self._environ[s.env] for s in FIELDS if s.env in self._environ})
+
+
+def nested_values(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"sandbox.pool_size": "4"}`` -> ``{"sandbox": {"pool_size": "4"}}``; "" unsets an optional setting."""
+    by_dest = {s.dest: s for s in FIELDS}
+    out: dict[str, Any] = {}
+    for dest, value in flat.items():
+        setting = by_dest[dest]
+        if value == "" and setting.optional:
+            value = None
+        node = out
+        for part in setting.path[:-1]:
+            node = node.setdefault(part, {})
+        node[setting.path[-1]] = value
+    return out
+
+
+def markdown_table() -> str:
+    """The README's settings table, made from the model."""
+    lines = ["| variable | flag | default | meaning |", "|---|---|---|---|"]
+    for setting in FIELDS:
+        default = setting.shown_default()
+        default = default if default in ("cores", "unset") else f"`{default}`"
+        description = (setting.info.description or "").replace("|", "\\|")
+        lines.append(f"| `{setting.env}` | `{setting.flag}` | {default} | {description} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown_table(), end="")  # noqa: T201

@@ -1,13 +1,11 @@
-"""What the app holds while it runs: settings, metrics, the worker pool, the scorer and the sandbox."""
+"""What the app holds while it runs: its settings, its metrics and the engine (once started)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sandboxes.base import Sandbox
+from service.engine import Engine
 from service.metrics import Metrics
-from service.pool import WorkerPool
-from service.scoring import Scorer
 from service.settings import Settings
 
 __all__ = ["AppState"]
@@ -17,8 +15,8 @@ __all__ = ["AppState"]
 class AppState:
     settings: Settings
     metrics: Metrics
-    pool: WorkerPool | None = None
-    scorer: Scorer | None = None
-    sandbox: Sandbox | None = None
-    sandbox_reason: str = "not started"
-    ready: bool = False
+    engine: Engine | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.engine is not None and self.engine.started

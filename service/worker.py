@@ -39,13 +39,13 @@ def _settings(checker: Checker, settings_json: str) -> CheckerSettings:
 def run_task(task: Task, checkers: Mapping[str, Checker]) -> CheckResult:
     try:
         checker = checkers[task.checker]
+        assert checker.check is not None, f"{task.checker} does not run in a worker"
         result = checker.check(task.sample, _settings(checker, task.settings_json))
     except Exception as exc:  # our bug, not the completion's: mask it and keep serving
         log.exception("checker %s failed", task.checker)
         return CheckResult.unjudgeable(
             Status.ERROR, FailureKind.INTERNAL_ERROR, f"{task.checker} checker failed: {type(exc).__name__}"
         )
-    assert isinstance(result, CheckResult)
     return result
 
 

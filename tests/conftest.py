@@ -72,6 +72,6 @@ def stop_service(server: object, thread: threading.Thread) -> None:
 def live_service() -> Iterator[LiveService]:
     """The service as a user runs it: 2 workers, sandboxes chosen automatically."""
     backend = os.environ.get("RLVR_TEST_SANDBOX_BACKEND", "auto")
-    service, server, thread = start_service(workers=2, sandbox_backend=backend, sandbox_pool_size=2)
+    service, server, thread = start_service(workers=2, sandbox={"backend": backend, "pool_size": 2})
     yield service
     stop_service(server, thread)

@@ -22,18 +22,23 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", summary="The worker pool is up; which sandbox backend serves code")
 async def readyz(state: State) -> JSONResponse:
+    engine = state.engine if state.ready else None
+    if engine is None:
+        return JSONResponse({"status": "starting", "workers": None, "sandbox": None}, status_code=503)
+    sandbox = engine.sandbox
+    cpu = engine.executors.get("cpu")
     body: dict[str, Any] = {
-        "status": "ready" if state.ready else "starting",
-        "workers": state.pool.stats() if state.pool else None,
+        "status": "ready",
+        "workers": cpu.stats() if cpu is not None else None,
         "sandbox": {
-            "backend": state.sandbox.name if state.sandbox else None,
-            "available": state.sandbox is not None,
-            "languages": list(getattr(state.sandbox, "languages", ())),
-            "reason": None if state.sandbox else state.sandbox_reason,
-            "stats": getattr(state.sandbox, "stats", dict)() if state.sandbox else None,
+            "backend": sandbox.name if sandbox else None,
+            "available": sandbox is not None,
+            "languages": list(sandbox.languages) if sandbox else [],
+            "reason": None if sandbox else engine.sandbox_reason,
+            "stats": engine.executors["sandbox"].stats() if sandbox else None,
         },
     }
-    return JSONResponse(body, status_code=200 if state.ready else 503)
+    return JSONResponse(body)
 
 
 @router.get("/metrics", summary="Prometheus metrics")

@@ -31,10 +31,10 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
-from service.deps import State, get_scorer, require_token
+from service.deps import EngineDep, State, require_token
 from service.models import ErrorBody, ItemResult, ScoreItem, ScoreRequest
 from service.routes.score import score_batch
-from service.scoring import Scorer, SpecError
+from service.specs import SpecError
 
 __all__ = ["router", "NemoGymVerifyRequest", "NemoGymVerifyResponse"]
 
@@ -238,13 +238,13 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 async def verify(
     body: NemoGymVerifyRequest,
     state: State,
-    scorer: Annotated[Scorer, Depends(get_scorer)],
+    engine: EngineDep,
     profile: Annotated[str | None, Query(description="Score with this profile instead (`GET /v1/profiles`).")] = None,
 ) -> NemoGymVerifyResponse:
     """The request echoed back with its reward: `math` for a math request, `code` for a code request."""
     name = body.default_profile() if profile is None else profile
-    scorer.profile_spec(["query", "profile"], name)
-    response = await score_batch(ScoreRequest(profile=name, items=[body.score_item()]), state, scorer)
+    engine.resolver.profile_spec(["query", "profile"], name)
+    response = await score_batch(ScoreRequest(profile=name, items=[body.score_item()]), state, engine)
     return _verify_response(body, response.results[0])
 
 

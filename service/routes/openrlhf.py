@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from service.deps import State, get_scorer, require_token
+from service.deps import EngineDep, State, require_token
+from service.engine import Engine
 from service.errors import ApiError
 from service.models import ErrorBody, ItemResult, ScoreItem, ScoreRequest, ScoreResponse
 from service.routes.score import score_batch
-from service.scoring import Scorer
 from service.state import AppState
 
 __all__ = ["router"]
@@ -101,11 +101,9 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 @router.post("/get_reward", response_model=GetRewardResponse, responses=_ERRORS, summary="OpenRLHF remote reward")
-async def get_reward(
-    body: GetRewardRequest, state: State, scorer: Annotated[Scorer, Depends(get_scorer)]
-) -> GetRewardResponse:
+async def get_reward(body: GetRewardRequest, state: State, engine: EngineDep) -> GetRewardResponse:
     """Score with the default profile (RLVR_DEFAULT_PROFILE)."""
-    return await _get_reward(body, state.settings.default_profile, state, scorer)
+    return await _get_reward(body, state.settings.default_profile, state, engine)
 
 
 @router.post(
@@ -115,20 +113,20 @@ async def get_reward(
     summary="OpenRLHF remote reward with a named profile",
 )
 async def get_reward_with_profile(
-    profile: str, body: GetRewardRequest, state: State, scorer: Annotated[Scorer, Depends(get_scorer)]
+    profile: str, body: GetRewardRequest, state: State, engine: EngineDep
 ) -> GetRewardResponse:
     """Score with the profile named in the path (see `GET /v1/profiles`)."""
-    scorer.profile_spec(["path", "profile"], profile)
-    return await _get_reward(body, profile, state, scorer)
+    engine.resolver.profile_spec(["path", "profile"], profile)
+    return await _get_reward(body, profile, state, engine)
 
 
-async def _get_reward(body: GetRewardRequest, profile: str, state: AppState, scorer: Scorer) -> GetRewardResponse:
+async def _get_reward(body: GetRewardRequest, profile: str, state: AppState, engine: Engine) -> GetRewardResponse:
     _check_lengths(body)
     items, not_found = _items(body)
     if not_found:
         where = ", ".join(map(str, sorted(not_found)[:20]))
         log.warning("get_reward: queries %s do not start with their prompt; scored whole", where)
-    response = await score_batch(ScoreRequest(profile=profile, items=items), state, scorer)
+    response = await score_batch(ScoreRequest(profile=profile, items=items), state, engine)
     return _openrlhf_response(response, not_found)
 
 

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from service.deps import State, get_scorer
+from service.deps import EngineDep, State
 from service.models import RewardSpec
-from service.scoring import Scorer
 
 __all__ = ["router"]
 
@@ -25,5 +22,5 @@ class ProfilesResponse(BaseModel):
 
 
 @router.get("/profiles", response_model=ProfilesResponse, summary="List reward profiles with their specs")
-async def list_profiles(state: State, scorer: Annotated[Scorer, Depends(get_scorer)]) -> ProfilesResponse:
-    return ProfilesResponse(default=state.settings.default_profile, profiles=scorer.profiles)
+async def list_profiles(state: State, engine: EngineDep) -> ProfilesResponse:
+    return ProfilesResponse(default=state.settings.default_profile, profiles=engine.profiles)

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from typing import Any
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
-from sandboxes.base import Job, JobResult, Limits, Run, SandboxError, SandboxOverloaded, SandboxUnavailable
+from sandboxes.base import Job, JobResult, Limits, Run, SandboxError, SandboxUnavailable
 from sandboxes.languages import UnknownLanguage, resolve_language
-from service.deps import State, require_token
+from service.deps import EngineDep, require_token
 from service.errors import ApiError
 from service.models import ErrorBody
 
@@ -70,12 +69,12 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 @router.post("/run", response_model=RunResponse, responses=_ERRORS, summary="Run programs x inputs in the sandbox")
-async def run(body: RunRequest, state: State) -> RunResponse:
-    if state.sandbox is None:
-        raise ApiError(503, "no_sandbox", f"no code sandbox: {state.sandbox_reason}", headers={"Retry-After": "30"})
+async def run(body: RunRequest, engine: EngineDep) -> RunResponse:
+    if engine.sandbox is None:
+        raise ApiError(503, "no_sandbox", f"no code sandbox: {engine.sandbox_reason}", headers={"Retry-After": "30"})
     if len(body.programs) * len(body.inputs) > _MAX_RUNS:
         raise ApiError(413, "too_many_runs", f"programs x inputs exceeds {_MAX_RUNS}")
-    available = getattr(state.sandbox, "languages", None) or None
+    available = engine.sandbox.languages
     for index, program in enumerate(body.programs):
         try:
             resolve_language(program.language, available)
@@ -84,18 +83,14 @@ async def run(body: RunRequest, state: State) -> RunResponse:
     limits = Limits(**body.limits.model_dump())
     runs = tuple(Run(stdin=i.stdin, argv=tuple(i.argv)) for i in body.inputs)
     jobs = [Job(p.language, p.source, runs, limits, p.files, body.stop_on_first_failure) for p in body.programs]
-    outcomes = await asyncio.gather(*(state.sandbox.run(job) for job in jobs), return_exceptions=True)
+    outcomes = await engine.run_jobs(jobs)  # Overloaded: the one 429, from the error handlers
     return RunResponse(results=[_result(p.id, o) for p, o in zip(body.programs, outcomes, strict=True)])
 
 
-def _result(program_id: str, outcome: JobResult | BaseException) -> dict[str, Any]:
-    if isinstance(outcome, SandboxOverloaded):
-        raise ApiError(429, "overloaded", str(outcome), headers={"Retry-After": str(round(outcome.retry_after_s) or 1)})
+def _result(program_id: str, outcome: JobResult | SandboxError | ValueError) -> dict[str, Any]:
     if isinstance(outcome, SandboxUnavailable):
         raise ApiError(503, "no_sandbox", str(outcome), headers={"Retry-After": "30"})
-    if isinstance(outcome, SandboxError):
+    if isinstance(outcome, SandboxError | ValueError):
         return {"id": program_id, "compile": None, "runs": [], "error": str(outcome)}
-    if isinstance(outcome, BaseException):
-        raise outcome
     compiled = dataclasses.asdict(outcome.compile) if outcome.compile else None
     return {"id": program_id, "compile": compiled, "runs": [dataclasses.asdict(r) for r in outcome.runs], "error": None}

@@ -26,10 +26,11 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from sandboxes.base import ExecResult, Job, JobResult, Limits, Run, RunStatus, SandboxError, SandboxOverloaded
+from sandboxes.base import ExecResult, Job, JobResult, Limits, Run, RunStatus, SandboxError
 from sandboxes.languages import COMPILE_ERROR_EXIT, COMPILE_ERROR_MARK, LanguageSpec, UnknownLanguage, resolve_language
-from service.deps import State, require_token
+from service.deps import EngineDep, require_token
 from service.errors import error_response
+from service.executors import NoSandbox, Overloaded
 from service.models import ErrorBody
 
 __all__ = ["router"]
@@ -83,33 +84,30 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 @router.post("/run_code", response_model=RunCodeResponse, responses=_ERRORS, summary="SandboxFusion's run_code")
-async def run_code(body: RunCodeRequest, state: State) -> RunCodeResponse | JSONResponse:
-    if state.sandbox is None:
-        return _sandbox_error(f"no code sandbox: {state.sandbox_reason}")
+async def run_code(body: RunCodeRequest, engine: EngineDep) -> RunCodeResponse | JSONResponse:
+    sandbox = engine.sandbox
+    if sandbox is None:
+        return _sandbox_error(f"no code sandbox: {engine.sandbox_reason}")
+    ours = ", ".join(sandbox.languages)
     try:
         spec = resolve_language(body.language)
     except UnknownLanguage as exc:
         if body.language in _SANDBOX_FUSION_LANGUAGES:
-            return _sandbox_error(f"language {body.language!r} is not supported here; supported: {_ours(state)}")
+            return _sandbox_error(f"language {body.language!r} is not supported here; supported: {ours}")
         detail = [{"loc": ["body", "language"], "msg": str(exc), "type": "literal_error"}]
         return error_response(422, "unknown_language", f"language: {exc}", detail)
-    available = getattr(state.sandbox, "languages", None)
-    if available and spec.name not in available:
-        return _sandbox_error(f"this sandbox cannot run {spec.name!r}; it runs: {_ours(state)}")
+    if spec.name not in sandbox.languages:
+        return _sandbox_error(f"this sandbox cannot run {spec.name!r}; it runs: {ours}")
     try:
         files = _decode_files(body.files)
-        result = await state.sandbox.run(_job(body, spec, files))
-    except SandboxOverloaded as exc:
+        result = await engine.run_job(_job(body, spec, files))
+    except Overloaded as exc:
         retry = str(max(1, round(exc.retry_after_s)))
-        overloaded = _sandbox_error(f"the sandbox queue is full: {exc}").model_dump()
+        overloaded = _sandbox_error(str(exc)).model_dump()
         return JSONResponse(overloaded, status_code=504, headers={"Retry-After": retry})
-    except SandboxError as exc:
+    except (SandboxError, NoSandbox) as exc:
         return _sandbox_error(str(exc))
     return _response(spec, result)
-
-
-def _ours(state: State) -> str:
-    return ", ".join(getattr(state.sandbox, "languages", None) or ())
 
 
 def _sandbox_error(message: str) -> RunCodeResponse:

@@ -35,6 +35,9 @@ from rewards.code import (
     validate_tests,
     work_key,
 )
+from rewards.code import (
+    check as code_check,
+)
 from rewards.compare import decode_value
 from rewards.result import CheckResult, FailureKind, Sample, Status
 from sandboxes.base import (
@@ -413,7 +416,7 @@ STDIN_ITEMS = [
 
 
 async def _check(sandbox: Sandbox, language: str, completion: str, tests: Any, settings: dict[str, Any]) -> Any:
-    result = await CHECKER.check(Sample(completion, language=language, tests=tests), CodeSettings(**settings), sandbox)
+    result = await code_check(Sample(completion, language=language, tests=tests), CodeSettings(**settings), sandbox)
     assert isinstance(result, CheckResult)
     assert not result.masked, result.failure_reason
     return result
@@ -569,7 +572,7 @@ async def test_javascript_asserts(sandbox: Sandbox) -> None:
 async def test_assert_test_that_does_not_compile_is_masked(sandbox: Sandbox) -> None:
     tests = ({"type": "assert", "code": "assert add(1, 2) ==="},)
     sample = Sample(block("python", "def add(a, b):\n    return a + b"), language="python", tests=tests)
-    result = await CHECKER.check(sample, CodeSettings(), sandbox)
+    result = await code_check(sample, CodeSettings(), sandbox)
     assert isinstance(result, CheckResult)
     assert result.masked and result.failure_kind == FailureKind.INVALID_ITEM
     assert "test code does not compile" in (result.failure_reason or "")
@@ -606,14 +609,14 @@ async def test_sandbox_failures(backend: str) -> None:
     sample = Sample(PY_SUM, language="python", tests=(STDIN,))
     slow = Sample(block("python", "import time\ntime.sleep(3)"), language="python", tests=(STDIN,))
     try:
-        busy = asyncio.ensure_future(CHECKER.check(slow, CodeSettings(), opened))
+        busy = asyncio.ensure_future(code_check(slow, CodeSettings(), opened))
         await asyncio.sleep(0.5)
         with pytest.raises(SandboxOverloaded):
-            await CHECKER.check(sample, CodeSettings(), opened)
+            await code_check(sample, CodeSettings(), opened)
         assert (await busy).details["verdict"] == "WA"
     finally:
         await opened.close()
-    result = await CHECKER.check(sample, CodeSettings(), opened)
+    result = await code_check(sample, CodeSettings(), opened)
     assert isinstance(result, CheckResult)
     assert result.masked and result.score is None
     assert result.failure_kind in (FailureKind.SANDBOX_ERROR, FailureKind.NO_SANDBOX)
@@ -665,7 +668,7 @@ async def test_an_infrastructure_failure_is_retried_once(
     outcomes: list[JobResult | Exception], score_: float | None, failure: str | None, tries: int
 ) -> None:
     sandbox = ScriptedSandbox(*outcomes)
-    result = await CHECKER.check(Sample(PY_SUM, language="python", tests=(STDIN,)), CodeSettings(), sandbox)
+    result = await code_check(Sample(PY_SUM, language="python", tests=(STDIN,)), CodeSettings(), sandbox)
     assert isinstance(result, CheckResult)
     assert (result.score, result.failure_kind, len(sandbox.jobs)) == (score_, failure, tries)
     if score_ == 0.0:
@@ -675,5 +678,5 @@ async def test_an_infrastructure_failure_is_retried_once(
 async def test_a_broken_sandbox_scores_the_modes_floor_never_a_bonus() -> None:
     sandbox = ScriptedSandbox(DIED, DIED)
     sample = Sample(PY_SUM, language="python", tests=(STDIN,))
-    result = await CHECKER.check(sample, CodeSettings(mode="weighted"), sandbox)
+    result = await code_check(sample, CodeSettings(mode="weighted"), sandbox)
     assert isinstance(result, CheckResult) and result.score == 0.0 and not result.masked

@@ -1489,7 +1489,7 @@ SERVE = r"""
 import sys
 from tests.conftest import start_service, stop_service
 
-service, server, thread = start_service(workers=1, sandbox_backend=sys.argv[1], sandbox_pool_size=2)
+service, server, thread = start_service(workers=1, sandbox={"backend": sys.argv[1], "pool_size": 2})
 print(service.url, flush=True)
 sys.stdin.read()
 stop_service(server, thread)

@@ -22,6 +22,6 @@ def sandboxed(live_service: LiveService) -> LiveService:
 @pytest.fixture(scope="module")
 def no_sandbox() -> Iterator[LiveService]:
     """A service started with no sandbox backend at all."""
-    service, server, thread = start_service(workers=1, sandbox_backend="none")
+    service, server, thread = start_service(workers=1, sandbox={"backend": "none"})
     yield service
     stop_service(server, thread)

@@ -1,13 +1,15 @@
 """Checkers that misbehave on purpose, to test the worker pool's hard deadline and crash handling.
 
-``stuck`` spins in a loop with SIGALRM blocked, like sympy stuck in C where no signal reaches; ``crash`` kills
-its own process with SIGSEGV. Both only misbehave when the completion asks them to.
+``stuck`` spins in a loop with SIGALRM blocked, like sympy stuck in C where no signal reaches (and sleeps a
+little on "slow"); ``crash`` kills its own process with SIGSEGV. Both only misbehave when the completion asks
+them to.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import time
 
 from pydantic import Field
 
@@ -22,6 +24,8 @@ class Settings(CheckerSettings):
 
 
 def _stuck(sample: Sample, settings: Settings) -> CheckResult:
+    if sample.completion == "slow":
+        time.sleep(0.3)
     if sample.completion == "hang":
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
         while True:
@@ -39,6 +43,6 @@ def _key(sample: Sample, settings: Settings) -> str:
     return sample.completion
 
 
-STUCK = Checker("stuck", "spins when asked to", Settings, _stuck, _key, hang_score=0.0)
-CRASH = Checker("crash", "segfaults when asked to", Settings, _crash, _key)
-STUCK_OURS = Checker("stuck_ours", "spins; a hang is our fault", Settings, _stuck, _key)
+STUCK = Checker("stuck", "spins when asked to", Settings, _key, check=_stuck, hang_score=0.0)
+CRASH = Checker("crash", "segfaults when asked to", Settings, _key, check=_crash)
+STUCK_OURS = Checker("stuck_ours", "spins; a hang is our fault", Settings, _key, check=_stuck)

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.conftest import LiveService, missing_backend, start_service, stop_service
+
+CODE_ITEM = {
+    "id": "c",
+    "completion": "```python\nprint(input())\n```",
+    "tests": [{"stdin": "1", "expected_stdout": "1"}],
+}
 
 ADD = "```python\na, b = map(int, input().split())\nprint(a + b)\n```"
 WRONG = "```python\nprint(0)\n```"
@@ -101,13 +109,6 @@ def test_raw_run_returns_each_run(sandboxed: LiveService) -> None:
         pytest.param(
             "/v1/run", {"programs": [{"id": "x", "language": "python"}]}, 422, "invalid_request", id="missing_source"
         ),
-        pytest.param(
-            "/v1/score",
-            {"rewards": {"code": {}}, "items": [{"id": "x", "completion": ADD, "tests": [STDIN_TESTS[0]] * 1001}]},
-            413,
-            "too_many_tests",
-            id="thousands_of_tests",
-        ),
     ],
 )
 def test_bad_code_requests(live_service: LiveService, path: str, body: Any, status: int, code: str) -> None:
@@ -139,17 +140,48 @@ def test_without_a_sandbox_code_is_masked_and_math_still_works(no_sandbox: LiveS
 @pytest.fixture(scope="module")
 def tiny_queue(sandboxed: LiveService) -> Iterator[LiveService]:
     backend = httpx.get(f"{sandboxed.url}/readyz").json()["sandbox"]["backend"]
-    service, server, thread = start_service(
-        workers=1, sandbox_backend=backend, sandbox_pool_size=1, sandbox_queue_limit=1
-    )
+    service, server, thread = start_service(workers=1, sandbox={"backend": backend, "pool_size": 1, "queue_limit": 1})
     yield service
     stop_service(server, thread)
 
 
 def test_a_full_sandbox_queue_answers_429_with_retry_after(tiny_queue: LiveService) -> None:
-    programs = [{"id": str(i), "language": "python", "source": "import time\ntime.sleep(1)"} for i in range(4)]
-    response = post(tiny_queue.url, "/v1/run", {"programs": programs})
-    assert response.status_code == 429
-    assert response.json()["code"] == "overloaded" and int(response.headers["Retry-After"]) >= 1
-    after = post(tiny_queue.url, "/v1/run", {"programs": programs[:1]})
+    # One sandbox, room for one waiting job. A batch that finds nothing admitted is always taken, however large;
+    # while its jobs wait, a batch that would wait beyond the limit is refused whole, on every front door.
+    sleepers = [{"id": str(i), "language": "python", "source": "import time\ntime.sleep(1.5)"} for i in range(3)]
+    with ThreadPoolExecutor(1) as pool:
+        first = pool.submit(post, tiny_queue.url, "/v1/run", {"programs": sleepers})
+        _wait_until_busy(tiny_queue.url)
+        refused = {
+            "/v1/run": post(tiny_queue.url, "/v1/run", {"programs": sleepers[:1]}),
+            "/v1/score": post(tiny_queue.url, "/v1/score", {"rewards": {"code": {}}, "items": [CODE_ITEM]}),
+            "/run_code": post(tiny_queue.url, "/run_code", {"code": "print(1)", "language": "python"}),
+        }
+        assert first.result().status_code == 200
+    for door, response in refused.items():
+        assert response.status_code == (504 if door == "/run_code" else 429), door
+        assert int(response.headers["Retry-After"]) >= 1, door
+    assert refused["/v1/run"].json()["code"] == "overloaded"
+    assert refused["/run_code"].json()["status"] == "SandboxError"
+    after = post(tiny_queue.url, "/v1/run", {"programs": sleepers[:1]})
     assert after.status_code == 200
+
+
+def _wait_until_busy(url: str) -> None:
+    deadline = time.monotonic() + 30
+    while httpx.get(f"{url}/readyz").json()["sandbox"]["stats"]["admitted"] == 0:
+        assert time.monotonic() < deadline, "the first batch never reached the sandbox"
+        time.sleep(0.02)
+
+
+def test_an_item_over_the_test_limit_is_masked_and_its_batch_is_scored(live_service: LiveService) -> None:
+    items = [
+        {"id": "many", "completion": ADD, "tests": [STDIN_TESTS[0]] * 1001},
+        {"id": "math", "completion": "$\\boxed{2}$", "reference": "2", "rewards": {"code": None, "math": {}}},
+    ]
+    response = post(live_service.url, "/v1/score", {"rewards": {"code": {}}, "items": items})
+    assert response.status_code == 200
+    many, math = response.json()["results"]
+    assert (many["mask"], many["failure_kind"]) == (True, "invalid_item")
+    assert "1001 tests" in many["failure_reason"] and "RLVR_MAX_TESTS" in many["failure_reason"]
+    assert math["reward"] == 1.0

@@ -44,7 +44,7 @@ def test_readyz_names_the_sandbox_backend(live_service: LiveService) -> None:
 
 @pytest.fixture(scope="module")
 def guarded() -> Iterator[LiveService]:
-    service, server, thread = start_service(workers=1, sandbox_backend="none", api_token="s3cret")
+    service, server, thread = start_service(workers=1, api_token="s3cret", sandbox={"backend": "none"})
     yield service
     stop_service(server, thread)
 

@@ -12,8 +12,8 @@ import pytest
 from pydantic import ValidationError
 
 from service.app import create_app
-from service.scoring import ProfileError
 from service.settings import Settings
+from service.specs import ProfileError
 from tests.conftest import LiveService, start_service, stop_service
 
 R1 = "<think>\nOne half of one is a half.\n</think>\n<answer>\n$\\boxed{{{answer}}}$\n</answer>"
@@ -28,7 +28,7 @@ CUSTOM = {
 @pytest.fixture(scope="module")
 def custom_service() -> Iterator[LiveService]:
     service, server, thread = start_service(
-        workers=1, sandbox_backend="none", profiles=CUSTOM, default_profile="strict-math"
+        workers=1, profiles=CUSTOM, default_profile="strict-math", sandbox={"backend": "none"}
     )
     yield service
     stop_service(server, thread)
