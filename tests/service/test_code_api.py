@@ -16,7 +16,7 @@ from tests.conftest import LiveService, missing_backend, start_service, stop_ser
 CODE_ITEM = {
     "id": "c",
     "completion": "```python\nprint(input())\n```",
-    "tests": [{"stdin": "1", "expected_stdout": "1"}],
+    "tests": [{"type": "stdin_stdout", "input": "1", "output": "1"}],
 }
 
 ADD = "```python\na, b = map(int, input().split())\nprint(a + b)\n```"

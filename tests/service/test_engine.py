@@ -292,3 +292,39 @@ async def test_without_a_sandbox_code_is_masked_and_raw_jobs_are_refused_with_th
     assert (result.failure_kind, result.failure_reason) == (FailureKind.NO_SANDBOX, "no Docker engine here")
     with pytest.raises(NoSandbox, match="no Docker engine here"):
         await executor.run_job(JOB)
+
+
+# -- the real engine: a sandbox container killed mid-batch -----------------------------------------------------
+
+
+async def test_a_container_killed_mid_batch_costs_no_item() -> None:
+    """Its job runs again on a fresh container; every item gets the score its program earns, none is masked."""
+    from sandboxes.docker import INSTANCE_LABEL
+    from tests.conftest import missing_backend
+
+    settings = Settings(workers=1, sandbox={"backend": "docker", "pool_size": 2})
+    async with Engine(settings) as engine:
+        if engine.sandbox is None:
+            missing_backend(f"no docker sandbox ({engine.sandbox_reason})")
+        import docker
+
+        client = docker.from_env()
+        instance = engine.sandbox.stats()["instance"]
+        program = "```python\nimport time\ntime.sleep(1.5)\nprint(int(input()) * {k})\n```"
+        items = [
+            {
+                "id": str(k),
+                "completion": program.format(k=k),
+                "tests": [{"type": "stdin_stdout", "input": "3", "output": "6"}],
+            }
+            for k in (1, 2, 3, 2)
+        ]
+        scoring = asyncio.ensure_future(engine.score(items, rewards={"code": {}}))
+        await asyncio.sleep(0.8)  # both containers hold a sleeping job now
+        running = client.containers.list(filters={"label": f"{INSTANCE_LABEL}={instance}"})
+        assert running, "no container of this engine is running"
+        running[0].kill()
+        scored = await scoring
+        client.close()
+        assert engine.executors["sandbox"].stats()["sandbox_errors"] >= 1  # the kill was seen, and survived
+    assert [(o.reward, o.mask) for o in scored.items] == [(0.0, False), (1.0, False), (0.0, False), (1.0, False)]
