@@ -7,6 +7,19 @@ job (see the runner's docstring for the JSON), enforces a host-side deadline, an
 (destroy, then start a fresh one in the background) after ``max_jobs_per_slot`` jobs, after a run breached a
 limit (TLE / MLE / OLE), after the runner reported ``dirty`` (something escaped a run), and after any failure.
 
+Compile cache: ``config.compile_cache_mb`` (0 disables) bounds an LRU of compiled builds, keyed by
+``compile_key``, a sha256 over everything that changes a build (the language, its compile command and limits,
+its environment, the job's memory cap, the source and the job's files). Jobs with one key share one compile:
+the first (the leader) compiles and asks its runner to send the build back (``keep_build``); jobs with the same
+key that arrive meanwhile wait for it instead of compiling in parallel, then take the artifact to whichever slot
+is free (``prebuilt``: the runner installs it as the build dir and skips the compiler). Their ``compile`` is
+the leader's ExecResult with ``CACHED_MARK`` added to its message. A compile error that the compiler reached by
+itself is kept too (its jobs never reach a sandbox); a compile that ran out of time, memory or output, was
+killed, failed in the sandbox, came back dirty, or whose slot failed, is never kept: the jobs that waited for it
+compile on their own. An artifact larger than ``min(ARTIFACT_MAX_BYTES, the cache, max_result_mb)`` is not kept.
+Interpreted languages have no compile step and no key; JavaScript's ``node --check`` step is kept like a
+compile (its "build" is the source), so a repeated script skips that extra process.
+
 Errors: a runner that hangs past the deadline, dies, or answers garbage (an unreadable or oversized result)
 raises ``SandboxJobFailed`` for that job (its slot is replaced; the caller may retry the job once on a fresh
 one); a pool that is closed or dead before the job reached a runner raises a plain ``SandboxError``;
@@ -19,11 +32,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import dataclasses
+import hashlib
 import json
 import logging
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from sandboxes.base import (
     ExecResult,
@@ -39,7 +54,17 @@ from sandboxes.base import (
 from sandboxes.config import SandboxConfig
 from sandboxes.languages import LanguageSpec, resolve_language
 
-__all__ = ["Channel", "SlotPool", "encode_job", "decode_result", "job_deadline"]
+__all__ = [
+    "RUNNER_PROTOCOL",
+    "CachedBuild",
+    "Channel",
+    "CompileCache",
+    "SlotPool",
+    "compile_key",
+    "decode_result",
+    "encode_job",
+    "job_deadline",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +73,11 @@ COMPILE_OUTPUT_BYTES = 4 << 20
 COMPILE_STACK_MB = 64  # compilers are threaded (go, rustc, javac): glibc gives each thread RLIMIT_STACK
 COMPILE_PROCESSES = 256  # go build and rustc run many threads; a compiler is not the hostile party here
 RECYCLE_ATTEMPTS = 5
+RUNNER_PROTOCOL = 3  # sandboxes/runner.py's PROTOCOL: a runner that speaks another one is refused at start
+ARTIFACT_MAX_BYTES = 64 << 20  # a build larger than this (or than the cache) is not kept
+ARTIFACT_MAX_FILES = 256
+ENTRY_OVERHEAD_BYTES = 512  # what a cache entry costs besides its artifact and its compile output
+CACHED_MARK = "compiled once, cached"
 
 
 class Channel(Protocol):
@@ -116,20 +146,120 @@ def _run_entry(run: Run, memory_mb: int) -> dict[str, Any]:
     return entry
 
 
-def encode_job(job: Job, spec: LanguageSpec, config: SandboxConfig) -> bytes:
-    """The runner's JSON line for a job (newline included)."""
-    payload = {
+def encode_job(
+    job: Job,
+    spec: LanguageSpec,
+    config: SandboxConfig,
+    *,
+    keep_build: int | None = None,
+    prebuilt: dict[str, Any] | None = None,
+) -> bytes:
+    """The runner's JSON line for a job (newline included). ``keep_build``: ask for the build back, up to that
+    many bytes; ``prebuilt``: an artifact to install instead of writing the source and compiling it."""
+    payload: dict[str, Any] = {
         "source_file": spec.source_file,
-        "source": job.source,
-        "files": dict(job.files),
+        "source": job.source if prebuilt is None else "",
+        "files": dict(job.files) if prebuilt is None else {},
         "env": spec.env,
-        "compile": _compile_section(job, spec, config),
+        "compile": _compile_section(job, spec, config) if prebuilt is None else None,
         "run": _run_section(job, spec),
         "runs": [_run_entry(run, job.limits.memory_mb) for run in job.runs],
         "stop_on_first_failure": job.stop_on_first_failure,
         "result_bytes": config.max_result_mb << 20,
     }
+    if keep_build is not None:
+        payload["keep_build"] = {"max_bytes": keep_build, "max_files": ARTIFACT_MAX_FILES}
+    if prebuilt is not None:
+        payload["prebuilt"] = {"files": prebuilt}
     return json.dumps(payload, ensure_ascii=False).encode("utf-8", "surrogatepass") + b"\n"
+
+
+def compile_key(job: Job, spec: LanguageSpec, config: SandboxConfig) -> str | None:
+    """The compile cache's key of a job: a sha256 over everything that changes its build; None when the
+    language compiles nothing."""
+    section = _compile_section(job, spec, config)
+    if section is None:
+        return None
+    canonical = {
+        "language": spec.name,
+        "source_file": spec.source_file,
+        "compile": section,  # the command and its limits (time, memory, output, processes)
+        "env": spec.env,
+        "memory_mb": job.limits.memory_mb,
+        "compile_timeout_s": job.limits.compile_timeout_s,
+        "source": job.source,
+        "files": sorted(job.files.items()),
+    }
+    text = json.dumps(canonical, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@dataclasses.dataclass(frozen=True)
+class CachedBuild:
+    """A kept compile: its result and, when it succeeded, the build's files (the runner's artifact)."""
+
+    compile: ExecResult
+    files: dict[str, Any] | None  # None: a compile error, nothing to run
+    size: int  # bytes it holds, as the cache counts them
+
+
+class CompileCache:
+    """Kept builds by key, least recently used dropped first, within ``capacity`` bytes."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.size = 0
+        self.evictions = 0
+        self._entries: OrderedDict[str, CachedBuild] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: str) -> CachedBuild | None:
+        entry = self._entries.get(key)
+        if entry is not None:
+            self._entries.move_to_end(key)
+        return entry
+
+    def put(self, key: str, entry: CachedBuild) -> bool:
+        """Keep an entry (dropping the least recently used ones to make room); False when it alone is too big."""
+        if entry.size > self.capacity:
+            return False
+        self.discard(key)
+        while self._entries and self.size + entry.size > self.capacity:
+            _, dropped = self._entries.popitem(last=False)
+            self.size -= dropped.size
+            self.evictions += 1
+        self._entries[key] = entry
+        self.size += entry.size
+        return True
+
+    def discard(self, key: str) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is not None:
+            self.size -= entry.size
+
+
+def _artifact(raw: Any, max_bytes: int) -> tuple[dict[str, Any], int]:
+    """A runner's artifact line checked for shape (the runner checks names again when it installs one):
+    (the files, the bytes they hold encoded). ValueError when it is not one."""
+    files = raw.get("files") if isinstance(raw, dict) else None
+    if not isinstance(files, dict) or len(files) > ARTIFACT_MAX_FILES:
+        raise ValueError("not an artifact")
+    size = 0
+    for name, entry in files.items():
+        data = entry.get("data") if isinstance(entry, dict) else None
+        if not isinstance(data, str) or not isinstance(entry.get("x"), bool) or not name:
+            raise ValueError(f"a bad artifact entry {name!r}")
+        size += len(name) + len(data)
+    if size > max_bytes * 4 // 3 + ARTIFACT_MAX_FILES * 1100:
+        raise ValueError("an artifact larger than asked for")
+    return files, size
+
+
+def _marked(compiled: ExecResult) -> ExecResult:
+    message = f"{compiled.message} ({CACHED_MARK})" if compiled.message else CACHED_MARK
+    return dataclasses.replace(compiled, message=message)
 
 
 def _text(encoded: Any) -> str:
@@ -155,16 +285,30 @@ def _exec_result(raw: dict[str, Any]) -> ExecResult:
     )
 
 
+class _Refused(SandboxError):
+    """The runner answered a job with an error: it was given wrong (or cannot do what it asks)."""
+
+
 def decode_result(line: bytes) -> tuple[JobResult, bool]:
     """(the job's result, whether the instance is dirty). SandboxError when the runner refused the job (it was
     given wrong, or asks for what this sandbox cannot do: no retry helps); SandboxJobFailed when its answer is
     unreadable."""
+    result, dirty, _ = _decode(line)
+    return result, dirty
+
+
+def _decode(line: bytes) -> tuple[JobResult, bool, dict[str, Any] | None]:
+    """decode_result, plus the result's ``build`` (what became of a build the host asked to keep)."""
     try:
         raw = json.loads(line)
         if raw.get("error"):
-            raise SandboxError(f"runner failed on the job: {raw['error']}")
+            raise _Refused(f"runner failed on the job: {raw['error']}")
         compiled = None if raw["compile"] is None else _exec_result(raw["compile"])
-        return JobResult(compile=compiled, runs=[_exec_result(run) for run in raw["runs"]]), bool(raw["dirty"])
+        build = raw.get("build")
+        if build is not None and not isinstance(build, dict):
+            raise TypeError("build is not an object")
+        result = JobResult(compile=compiled, runs=[_exec_result(run) for run in raw["runs"]])
+        return result, bool(raw["dirty"]), build
     except (ValueError, KeyError, TypeError, AttributeError, binascii.Error) as exc:
         raise SandboxJobFailed(f"unreadable runner result: {exc}") from exc
 
@@ -184,6 +328,23 @@ class _Slot:
     def __init__(self, channel: Channel) -> None:
         self.channel = channel
         self.jobs = 0
+
+
+class _Flight:
+    """One compile that jobs with its key wait for; ``entry`` is set when it was kept."""
+
+    def __init__(self) -> None:
+        self.done = asyncio.Event()
+        self.entry: CachedBuild | None = None
+
+
+@dataclasses.dataclass
+class _Reply:
+    result: JobResult
+    dirty: bool
+    build: dict[str, Any] | None  # the result's "build" (a leader's)
+    files: dict[str, Any] | None  # the artifact that followed it
+    files_size: int
 
 
 class SlotPool:
@@ -211,6 +372,10 @@ class SlotPool:
         self._dead_reason: str | None = None
         self._counts: Counter[str] = Counter()
         self._statuses: Counter[str] = Counter()
+        cache_bytes = config.compile_cache_mb << 20
+        self._cache = CompileCache(cache_bytes)
+        self._artifact_bytes = min(ARTIFACT_MAX_BYTES, cache_bytes, config.max_result_mb << 20)
+        self._flights: dict[str, _Flight] = {}
 
     @property
     def languages(self) -> tuple[str, ...] | None:
@@ -242,6 +407,9 @@ class SlotPool:
             hello = json.loads(line)
             if not isinstance(hello, dict) or hello.get("ready") is not True:
                 raise SandboxError(f"the runner did not say ready: {line[:200]!r}", backend=self.backend)
+            if hello.get("protocol") != RUNNER_PROTOCOL:
+                message = f"the runner speaks protocol {hello.get('protocol')!r}, not {RUNNER_PROTOCOL}"
+                raise SandboxError(message, backend=self.backend)
         except BaseException:
             await channel.destroy()
             raise
@@ -249,16 +417,85 @@ class SlotPool:
 
     async def run(self, job: Job) -> JobResult:
         spec = resolve_language(job.language, self._languages)
-        payload = encode_job(job, spec, self._config)
+        key = compile_key(job, spec, self._config) if self._artifact_bytes > 0 else None
+        if key is None:
+            return (await self._send(job, spec, encode_job(job, spec, self._config))).result
+        role, found = await self._find(key)
+        if isinstance(found, CachedBuild):
+            try:
+                return await self._run_cached(job, spec, found)
+            except _Refused as exc:  # the runner refused the artifact: drop it, and compile this job afresh
+                if self._cache.get(key) is found:
+                    self._cache.discard(key)
+                logger.warning("%s: a cached build was refused (%s); compiling afresh", self.backend, exc)
+                return (await self._send(job, spec, encode_job(job, spec, self._config))).result
+        if role == "own":  # the compile we waited for was not kept: compile on our own
+            return (await self._send(job, spec, encode_job(job, spec, self._config))).result
+        assert isinstance(found, _Flight)
+        return await self._lead(job, spec, key, found)
+
+    async def _find(self, key: str) -> tuple[Literal["hit", "lead", "own"], CachedBuild | _Flight | None]:
+        """A kept build for the key (after waiting for a compile in flight), the flight this job now leads, or
+        neither (the compile it waited for was not kept)."""
+        entry = self._cache.get(key)
+        if entry is None:
+            flight = self._flights.get(key)
+            if flight is None:
+                flight = self._flights[key] = _Flight()
+                return "lead", flight
+            self._counts["compile_cache_waits"] += 1
+            await flight.done.wait()
+            entry = flight.entry
+            if entry is None:
+                return "own", None
+        self._counts["compile_cache_hits"] += 1
+        return "hit", entry
+
+    async def _lead(self, job: Job, spec: LanguageSpec, key: str, flight: _Flight) -> JobResult:
+        """Compile, and keep what the runner sent back; the jobs waiting on the flight go on either way."""
+        self._counts["compile_cache_misses"] += 1
+        try:
+            reply = await self._send(job, spec, encode_job(job, spec, self._config, keep_build=self._artifact_bytes))
+            entry = self._keepable(reply)
+            if entry is not None and self._cache.put(key, entry):
+                flight.entry = entry
+            return reply.result
+        finally:
+            del self._flights[key]
+            flight.done.set()
+
+    def _keepable(self, reply: _Reply) -> CachedBuild | None:
+        compiled, build = reply.result.compile, reply.build
+        if compiled is None or build is None or reply.dirty or build.get("cacheable") is not True:
+            return None
+        if compiled.status == RunStatus.CE and not build.get("follows"):
+            size = ENTRY_OVERHEAD_BYTES + len(compiled.stdout) + len(compiled.stderr) + len(compiled.message)
+            return CachedBuild(compiled, None, size)
+        if compiled.status == RunStatus.OK and reply.files is not None:
+            size = ENTRY_OVERHEAD_BYTES + len(compiled.stdout) + len(compiled.stderr) + reply.files_size
+            return CachedBuild(compiled, reply.files, size)
+        return None
+
+    async def _run_cached(self, job: Job, spec: LanguageSpec, entry: CachedBuild) -> JobResult:
+        compiled = _marked(entry.compile)
+        if entry.files is None:  # a kept compile error: nothing runs, no sandbox needed
+            if self._closed:
+                raise SandboxError("the sandbox pool is closed", backend=self.backend)
+            self._counts["jobs"] += 1
+            return JobResult(compile=compiled, runs=[])
+        reply = await self._send(job, spec, encode_job(job, spec, self._config, prebuilt=entry.files))
+        return JobResult(compile=compiled, runs=reply.result.runs)
+
+    async def _send(self, job: Job, spec: LanguageSpec, payload: bytes) -> _Reply:
         slot = await self._acquire()
         recycle = True
         self._busy += 1
         try:
-            result, dirty = await self._exchange(slot, payload, job_deadline(job, spec, self._config))
+            reply = await self._exchange(slot, payload, job_deadline(job, spec, self._config))
             slot.jobs += 1
-            self._record(result)
-            recycle = dirty or _breached(result) or slot.jobs >= self._config.max_jobs_per_slot
-            return result
+            self._record(reply.result)
+            recycle = reply.dirty or _breached(reply.result) or slot.jobs >= self._config.max_jobs_per_slot
+            return reply
         finally:
             self._busy -= 1
             self._release(slot, recycle)
@@ -284,11 +521,15 @@ class SlotPool:
             raise SandboxError(self._dead_reason or "the sandbox pool is closed", backend=self.backend)
         return slot
 
-    async def _exchange(self, slot: _Slot, payload: bytes, deadline_s: float) -> tuple[JobResult, bool]:
+    async def _exchange(self, slot: _Slot, payload: bytes, deadline_s: float) -> _Reply:
         try:
             async with asyncio.timeout(deadline_s):
                 await slot.channel.write_line(payload)
                 line = await slot.channel.read_line()
+                result, dirty, build = _decode(line)
+                files, size = None, 0
+                if build is not None and build.get("follows") is True:
+                    files, size = _artifact(json.loads(await slot.channel.read_line()), self._artifact_bytes)
         except TimeoutError as exc:
             self._counts["sandbox_errors"] += 1
             message = f"the runner gave no result within {deadline_s:.1f}s"
@@ -296,12 +537,17 @@ class SlotPool:
         except (EOFError, OSError) as exc:
             self._counts["sandbox_errors"] += 1
             raise SandboxJobFailed(f"the runner is gone: {exc}", backend=self.backend) from exc
-        try:
-            return decode_result(line)
         except SandboxJobFailed as exc:
             self._counts["sandbox_errors"] += 1
             exc.backend = self.backend
             raise
+        except SandboxError as exc:
+            exc.backend = self.backend
+            raise
+        except (ValueError, AttributeError) as exc:  # the artifact line
+            self._counts["sandbox_errors"] += 1
+            raise SandboxJobFailed(f"unreadable runner artifact: {exc}", backend=self.backend) from exc
+        return _Reply(result, dirty, build, files, size)
 
     def _record(self, result: JobResult) -> None:
         self._counts["jobs"] += 1
@@ -381,4 +627,10 @@ class SlotPool:
             "recycles": self._counts["recycles"],
             "sandbox_errors": self._counts["sandbox_errors"],
             "runs_by_status": dict(self._statuses),
+            "compile_cache_hits": self._counts["compile_cache_hits"],
+            "compile_cache_misses": self._counts["compile_cache_misses"],
+            "compile_cache_waits": self._counts["compile_cache_waits"],
+            "compile_cache_entries": len(self._cache),
+            "compile_cache_bytes": self._cache.size,
+            "compile_cache_evictions": self._cache.evictions,
         }

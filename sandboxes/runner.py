@@ -14,7 +14,7 @@ unprivileged backend) everything runs as the runner's own uid (``separation: "no
 Protocol (newline-delimited JSON, UTF-8; the runner's stdout carries nothing else)::
 
     runner -> host, once at start:
-      {"ready": true, "protocol": 2, "pid": 1, "spawn": "shell" | "preexec", "separation": "uid" | "none"}
+      {"ready": true, "protocol": 3, "pid": 1, "spawn": "shell" | "preexec", "separation": "uid" | "none"}
     host -> runner, one job a line:
       {"source_file": "main.cpp", "source": "...",
        "files": {"rel/path": "text"},            # beside the source, for every run
@@ -23,7 +23,9 @@ Protocol (newline-delimited JSON, UTF-8; the runner's stdout carries nothing els
        "run": {"argv": [...], "limits": L},
        "runs": [RUN, ...],
        "stop_on_first_failure": false,
-       "result_bytes": 67108864}                   # budget for all runs' outputs together
+       "result_bytes": 67108864,                   # budget for all runs' outputs together
+       "keep_build": {"max_bytes": N, "max_files": M},   # optional: send the compiled build back (see below)
+       "prebuilt": {"files": ARTIFACT}}            # optional: install this as the build, compile nothing
     RUN = {"stdin": "...", "argv": [...],          # argv = (command or run.argv) + argv
            "command": [...],                        # optional: replaces run.argv for this run
            "files": {...},                          # written into this run's work dir
@@ -31,8 +33,11 @@ Protocol (newline-delimited JSON, UTF-8; the runner's stdout carries nothing els
            "harness": null | {"argv": [...], "files": {...}}}
     L = {"timeout_s": 2.0, "memory_mb": 256, "address_space_mb": 256, "output_bytes": 1048576,
          "file_size_mb": 64, "max_processes": 64, "stack_mb": 256}
-    runner -> host, one result a line:
-      {"compile": R | null, "runs": [R, ...], "dirty": false, "error": null}
+    runner -> host, one result a line (and, after it, one artifact line when "build" says "follows"):
+      {"compile": R | null, "runs": [R, ...], "dirty": false, "error": null,
+       "build": null | {"cacheable": bool, "follows": bool, "files": int, "bytes": int, "reason": str}}
+      {"files": ARTIFACT}                          # only after a result whose build "follows"
+    ARTIFACT = {"rel/path": {"x": bool, "data": b64}, ...}   # the build dir's regular files, nothing else
     R = {"status": "OK|TLE|MLE|OLE|RE|CE|SANDBOX_ERROR", "exit_code": int|null, "signal": int|null,
          "stdout": b64, "stderr": b64, "report": b64|null, "harness": H|null,
          "wall_s": float, "cpu_s": float, "peak_memory_kb": int, "message": str}
@@ -40,6 +45,16 @@ Protocol (newline-delimited JSON, UTF-8; the runner's stdout carries nothing els
 
 Outputs travel base64-encoded (raw bytes, at most 4/3 of their size: NUL bytes or invalid UTF-8 cannot inflate
 or break a line). ``"error"`` is set only when the runner failed on a job it was given wrong (a bad file name).
+
+Compile cache (the host's, ``sandboxes._pool``): a job with ``"keep_build"`` and a compile step gets ``"build"``
+in its result. The build is packed right after the compile, once it is sealed and before any run could touch it:
+only regular files with a plain relative name (no symlink, fifo or device; the executable bit kept), at most
+``max_files`` of them and ``max_bytes`` in all, else ``"cacheable": false`` with the reason. A compile error is
+cacheable (without files) when the compiler exited on its own with a failure; a compile that ran out of time,
+memory or output, was killed, or left a process behind is not. A job with ``"prebuilt"`` skips the source, the
+files and the compile: ``install_build`` writes the artifact into a fresh build dir (refusing absolute names,
+``..``, odd names, anything through a symlink; each file created with O_CREAT|O_EXCL|O_NOFOLLOW), which is then
+sealed like a freshly compiled one; its result has ``"compile": null``.
 
 A harnessed run (``"harness"``) is two processes joined by two pipes: the program (uid C, in the run's work
 dir, with ``RLVR_IN_FD`` / ``RLVR_OUT_FD``: requests in, replies out) and the harness (uid H, in a dir only it
@@ -87,7 +102,7 @@ from typing import Any  # noqa: E402
 
 Json = dict[str, Any]
 
-PROTOCOL = 2
+PROTOCOL = 3
 EXIT_GRACE_S = 0.5  # after the program exits, how long its pipes may stay open (an escaped child holds them)
 CHUNK = 65536
 REPORT_BYTES = 1 << 20  # a harness's verdict; a call test's report is capped by the run's output_bytes instead
@@ -242,6 +257,121 @@ def link_tree(source: str, target: str, owner: Identity) -> None:
             if os.path.islink(os.path.join(dirpath, name)):
                 os.symlink(os.readlink(os.path.join(dirpath, name)), os.path.join(here, name))
                 dirnames.remove(name)
+
+
+ARTIFACT_NAME_CHARS = 1024  # longest relative path in an artifact
+ARTIFACT_DEPTH = 16
+# A compile that failed for one of these reasons may not fail the next time: its CE is not kept.
+UNSTEADY_COMPILE_MARKERS = (b"internal compiler error", b"out of memory", b"Killed", b"virtual memory exhausted")
+
+
+def plain_name(name: Any) -> bool:
+    """A relative path of plain components: no absolute path, no ``.``/``..``/empty component, no control
+    character, not too long or deep. Both packing and unpacking an artifact accept only these."""
+    if not isinstance(name, str) or not name or len(name) > ARTIFACT_NAME_CHARS or name.startswith("/"):
+        return False
+    if any(ord(char) < 0x20 or ord(char) == 0x7F or 0xD800 <= ord(char) <= 0xDFFF for char in name):
+        return False  # control characters, and lone surrogates (a file name that is not UTF-8)
+    parts = name.split("/")
+    return len(parts) <= ARTIFACT_DEPTH and all(part not in ("", ".", "..") for part in parts)
+
+
+def pack_build(root: str, max_bytes: int, max_files: int) -> tuple[Json | None, int, str]:
+    """The build dir's regular files as an artifact ({name: {"x", "data"}}) and their bytes, or (None, 0, why
+    not). Symlinks,
+    fifos, sockets and devices are left out; a file with another hard link, an odd name, too many files or too
+    many bytes make the build not cacheable (it still runs: the cache is only an optimisation)."""
+    files: Json = {}
+    total = 0
+    for dirpath, dirnames, filenames in os.walk(root):  # never follows a symlinked dir
+        dirnames.sort()
+        for name in sorted(filenames):
+            path = os.path.join(dirpath, name)
+            relative = os.path.relpath(path, root)
+            info = os.lstat(path)
+            if not stat.S_ISREG(info.st_mode):
+                continue
+            if not plain_name(relative):
+                return None, 0, f"an odd file name in the build: {relative!r}"[:300]
+            if info.st_nlink != 1:
+                return None, 0, f"{relative!r} has other hard links"[:300]
+            if len(files) >= max_files:
+                return None, 0, f"more than {max_files} files in the build"
+            total += info.st_size
+            if total > max_bytes:
+                return None, 0, f"the build holds more than {max_bytes} bytes"
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+            try:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    return None, 0, f"{relative!r} changed under the packer"[:300]
+                data = read_at_most(fd, info.st_size + 1)
+            finally:
+                os.close(fd)
+            if len(data) != info.st_size:
+                return None, 0, f"{relative!r} changed size under the packer"[:300]
+            files[relative] = {"x": bool(info.st_mode & 0o111), "data": b64(data)}
+    return files, total, ""
+
+
+def read_at_most(fd: int, limit: int) -> bytes:
+    chunks, size = [], 0
+    while size < limit:
+        chunk = os.read(fd, min(CHUNK * 16, limit - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+def install_build(root: str, files: Any) -> None:
+    """Write an artifact into the fresh, empty dir ``root``; ValueError for anything but plain relative names of
+    regular files. Every dir is entered by a descriptor without following symlinks and every file is created
+    new (O_CREAT|O_EXCL|O_NOFOLLOW), so no name in an artifact can write outside ``root``."""
+    if not isinstance(files, dict):
+        raise ValueError("the artifact is not an object")
+    for name, entry in files.items():
+        if not plain_name(name):
+            raise ValueError(f"bad artifact file name {name!r}"[:300])
+        if not isinstance(entry, dict) or not isinstance(entry.get("data"), str) or type(entry.get("x")) is not bool:
+            raise ValueError(f"bad artifact entry for {name!r}"[:300])
+        data = base64.b64decode(entry["data"], validate=True)
+        *dirs, leaf = name.split("/")
+        dirfd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            for part in dirs:
+                try:
+                    os.mkdir(part, 0o755, dir_fd=dirfd)
+                except FileExistsError:
+                    pass
+                try:
+                    inner = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dirfd)
+                except OSError as exc:  # a file, or a symlink, where a dir should be
+                    raise ValueError(f"bad artifact file name {name!r}: {exc.strerror}"[:300]) from None
+                os.close(dirfd)
+                dirfd = inner
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+            try:
+                fd = os.open(leaf, flags, 0o755 if entry["x"] else 0o644, dir_fd=dirfd)
+            except FileExistsError:
+                raise ValueError(f"artifact file {name!r} exists already"[:300]) from None
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+            finally:
+                os.close(fd)
+        finally:
+            os.close(dirfd)
+
+
+def steady_compile_error(raw: Json) -> bool:
+    """Whether a failed compile failed by itself (the compiler exited with an error, not killed, not out of
+    time, memory or output): the same source and limits fail the same way again, so the CE may be kept."""
+    if raw["status"] != "RE" or raw["exit_code"] is None or raw["signal"] is not None:
+        return False
+    stderr = base64.b64decode(raw["stderr"])
+    return not any(marker in stderr for marker in UNSTEADY_COMPILE_MARKERS)
 
 
 def rlimit_values(limits: Json) -> dict[int, int]:
@@ -639,13 +769,15 @@ class Runner:
             outcome["report"] = b64(outputs["report"])
         return outcome, popen.pid
 
-    def compile(self, job: Json, build: str, home: str) -> tuple[Json, int]:
+    def compile(self, job: Json, build: str, home: str) -> tuple[Json, int, bool]:
+        """(result, process group, whether the result is steady: an OK, or a compile error of its own)."""
         spec = job["compile"]
         outcome, pgid = self.execute(spec["argv"], build, self.env(job, home), b"", spec["limits"])
+        steady = outcome["status"] == "OK" or steady_compile_error(outcome)
         if outcome["status"] not in ("OK", "SANDBOX_ERROR"):
             outcome["message"] = f"compilation failed: {outcome['message']}"
             outcome["status"] = "CE"
-        return outcome, pgid
+        return outcome, pgid, steady
 
     def run_job(self, job: Json) -> Json:
         self.counter += 1
@@ -695,20 +827,39 @@ class Runner:
         make_dir(jobdir, SELF, 0o711)
         build = make_dir(os.path.join(jobdir, "build"), self.candidate, 0o755)
         home = make_dir(os.path.join(jobdir, "home"), self.candidate, 0o700)
-        write_files(build, job.get("files") or {}, self.candidate)
-        write_files(build, {job["source_file"]: job["source"]}, self.candidate)
         compiled: Json | None = None
         runs: list[Json] = []
-        dirty = False
-        if job.get("compile"):
-            compiled, pgid = self.compile(job, build, home)
-            dirty = self.sweep([pgid])
-            self.wipe_scratch()
+        dirty, steady = False, False
+        prebuilt = job.get("prebuilt")
+        if prebuilt is not None:
+            install_build(build, prebuilt["files"])
+        else:
+            write_files(build, job.get("files") or {}, self.candidate)
+            write_files(build, {job["source_file"]: job["source"]}, self.candidate)
+            if job.get("compile"):
+                compiled, pgid, steady = self.compile(job, build, home)
+                dirty = self.sweep([pgid])
+                self.wipe_scratch()
         seal_tree(build, self.separated)
+        kept: Json | None = None
+        if job.get("keep_build") and compiled is not None:
+            kept = self.keep_build(job["keep_build"], build, compiled, steady and not dirty)
         if compiled is None or compiled["status"] == "OK":
             runs, dirty_runs = self.run_all(job, jobdir, build)
             dirty = dirty or dirty_runs
-        return {"compile": compiled, "runs": runs, "dirty": dirty, "error": None}
+        return {"compile": compiled, "runs": runs, "dirty": dirty, "error": None, "build": kept}
+
+    def keep_build(self, wanted: Json, build: str, compiled: Json, steady: bool) -> Json:
+        """The result's ``"build"``, with the artifact itself under ``"artifact"`` (sent as a line of its own)."""
+        kept: Json = {"cacheable": False, "follows": False, "files": 0, "bytes": 0, "reason": ""}
+        if not steady:
+            return kept | {"reason": "the compile did not end by itself"}
+        if compiled["status"] != "OK":
+            return kept | {"cacheable": True}  # a compile error: the result alone is kept
+        files, size, reason = pack_build(build, int(wanted["max_bytes"]), int(wanted["max_files"]))
+        if files is None:
+            return kept | {"reason": reason}
+        return kept | {"cacheable": True, "follows": True, "files": len(files), "bytes": size, "artifact": files}
 
     def run_all(self, job: Json, jobdir: str, build: str) -> tuple[list[Json], bool]:
         runs: list[Json] = []
@@ -872,15 +1023,18 @@ def remove_ipc_objects() -> None:
             libc.syscall(keyctl, KEYCTL_CLEAR, keyring)
 
 
-def handle(runner: Runner, line: bytes) -> Json:
+def handle(runner: Runner, line: bytes) -> list[Json]:
+    """The lines that answer one job: its result, then its artifact when the result's build "follows"."""
     try:
-        return runner.run_job(json.loads(line))
+        outcome = runner.run_job(json.loads(line))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
             message = "the work dir is full"
         else:
             message = f"{type(exc).__name__}: {exc}"
-        return {"compile": None, "runs": [], "dirty": True, "error": message}
+        return [{"compile": None, "runs": [], "dirty": True, "error": message, "build": None}]
+    artifact = outcome["build"].pop("artifact", None) if outcome.get("build") else None
+    return [outcome] if artifact is None else [outcome, {"files": artifact}]
 
 
 def make_undumpable() -> None:
@@ -946,7 +1100,8 @@ def main(argv: list[str] | None = None) -> int:
     emit(out, ready | {"separation": "uid" if runner.separated else "none"})
     for line in sys.stdin.buffer:
         if line.strip():
-            emit(out, handle(runner, line))
+            for answer in handle(runner, line):
+                emit(out, answer)
     return 0
 
 

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import os
 import shutil
@@ -17,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from sandboxes._pool import decode_result, encode_job, job_deadline
+from sandboxes._pool import RUNNER_PROTOCOL, decode_result, encode_job, job_deadline
 from sandboxes.base import ExecResult, Harness, Job, Limits, Run, RunStatus, SandboxError
 from sandboxes.config import SandboxConfig
 from sandboxes.languages import resolve_language
@@ -100,7 +101,7 @@ def _python(source: str, *runs: Run, **job: Any) -> Job:
 
 def test_the_runner_says_ready_first_and_exits_on_eof(runner: RunnerProcess) -> None:
     assert runner.hello["ready"] is True
-    assert runner.hello["protocol"] == 2
+    assert runner.hello["protocol"] == RUNNER_PROTOCOL == 3  # the host refuses a runner of another protocol
     assert runner.hello["spawn"] == "shell"  # the fast path (no preexec_fn) works with this host's /bin/sh
     assert runner.hello["separation"] == ("uid" if SEPARATION else "none")
     assert runner.close() == 0
@@ -127,7 +128,8 @@ def test_every_run_is_under_the_jobs_rlimits(runner: RunnerProcess) -> None:
 
 def test_a_result_has_exactly_the_documented_shape(runner: RunnerProcess) -> None:
     answer = runner.send(_python("print(input()[::-1])", Run(stdin="abc\n")))
-    assert set(answer) == {"compile", "runs", "dirty", "error"}
+    assert set(answer) == {"compile", "runs", "dirty", "error", "build"}
+    assert answer["build"] is None  # the host asked for no build back
     (run,) = answer["runs"]
     assert set(run) == RESULT_FIELDS
     assert (run["status"], run["stdout"], run["exit_code"], answer["dirty"], answer["error"]) == (
@@ -394,3 +396,68 @@ def test_without_separation_a_harnessed_run_is_refused(work_root: Path) -> None:
 def test_programs_are_the_oom_killers_first_choice(runner: RunnerProcess) -> None:
     answer = runner.send(_python("print(open('/proc/self/oom_score_adj').read().strip())"))
     assert answer["runs"][0]["stdout"] == "1000\n"
+
+
+# -- the compile cache's side of the protocol (protocol 3) ------------------------------------------------------
+
+ADD_C = '#include <stdio.h>\nint main(void) { int a, b; scanf("%d %d", &a, &b); printf("%d\\n", a + b); }\n'
+
+
+def _c_job(source: str = ADD_C, stdin: str = "2 3\n") -> Job:
+    return Job(language="c", source=source, runs=[Run(stdin=stdin)])
+
+
+def test_a_kept_build_comes_back_on_a_line_of_its_own_and_runs_without_a_compile(runner: RunnerProcess) -> None:
+    job = _c_job()
+    kept = runner.send_raw(encode_job(job, resolve_language("c"), CONFIG, keep_build=1 << 20))
+    assert (kept["compile"]["status"], kept["runs"][0]["stdout"]) == ("OK", "5\n")
+    build = kept["build"]
+    assert (build["cacheable"], build["follows"], build["files"]) == (True, True, 2)
+    artifact = runner.read()["files"]  # the next line: the build dir's regular files
+    assert sorted(artifact) == ["main", "main.c"] and artifact["main"]["x"] is True
+    assert build["bytes"] == sum(len(base64.b64decode(entry["data"])) for entry in artifact.values())
+    prebuilt = encode_job(_c_job(stdin="40 2\n"), resolve_language("c"), CONFIG, prebuilt=artifact)
+    assert json.loads(prebuilt)["compile"] is None and json.loads(prebuilt)["source"] == ""
+    answer = runner.send_raw(prebuilt)
+    outcome = (answer["compile"], answer["runs"][0]["stdout"], answer["build"], answer["error"])
+    assert outcome == (None, "42\n", None, None)
+
+
+def test_a_compile_error_is_kept_without_files(runner: RunnerProcess) -> None:
+    job = _c_job("int main(void) { return nope; }\n")
+    answer = runner.send_raw(encode_job(job, resolve_language("c"), CONFIG, keep_build=1 << 20))
+    assert answer["compile"]["status"] == "CE"
+    assert (answer["build"]["cacheable"], answer["build"]["follows"]) == (True, False)
+    assert runner.send(_python("print(6 * 7)"))["runs"][0]["stdout"] == "42\n"  # no artifact line came between
+
+
+@pytest.mark.parametrize(
+    ("limits", "reason"),
+    [
+        pytest.param(Limits(compile_timeout_s=0.05), "time", id="compile_time_limit"),
+        pytest.param(Limits(), "bytes", id="larger_than_asked"),
+    ],
+)
+def test_a_build_that_may_not_be_kept_says_why(runner: RunnerProcess, limits: Limits, reason: str) -> None:
+    job = dataclasses.replace(_c_job(), limits=limits)
+    answer = runner.send_raw(encode_job(job, resolve_language("c"), CONFIG, keep_build=1000))
+    assert (answer["build"]["cacheable"], answer["build"]["follows"]) == (False, False)
+    assert answer["build"]["reason"]
+    assert runner.send(_python("print(6 * 7)"))["runs"][0]["stdout"] == "42\n"
+
+
+@pytest.mark.parametrize(
+    "artifact",
+    [
+        pytest.param({"../escape": {"x": True, "data": ""}}, id="dot_dot"),
+        pytest.param({"/tmp/rlvr-escape": {"x": True, "data": ""}}, id="absolute"),
+        pytest.param({"a/./b": {"x": True, "data": ""}}, id="dot"),
+    ],
+)
+def test_a_bad_prebuilt_job_is_refused_and_the_runner_goes_on(
+    runner: RunnerProcess, work_root: Path, artifact: dict[str, Any]
+) -> None:
+    answer = runner.send_raw(encode_job(_c_job(), resolve_language("c"), CONFIG, prebuilt=artifact))
+    assert answer["error"] and "bad artifact" in answer["error"]
+    assert not (work_root / "escape").exists() and not os.path.exists("/tmp/rlvr-escape")
+    assert runner.send(_python("print(6 * 7)"))["runs"][0]["stdout"] == "42\n"
