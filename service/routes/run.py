@@ -45,7 +45,18 @@ class RunInput(BaseModel):
 
 
 class RunRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "programs": [{"id": "rev", "language": "python", "source": "print(input()[::-1])"}],
+                    "inputs": [{"stdin": "abc\n"}, {"stdin": "racecar\n"}],
+                    "limits": {"timeout_s": 2, "memory_mb": 256},
+                }
+            ]
+        },
+    )
 
     programs: list[RunProgram] = Field(description="Each program is compiled once and run on every input.")
     inputs: list[RunInput] = Field(

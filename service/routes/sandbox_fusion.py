@@ -48,7 +48,22 @@ _COMPILE_TIMED_OUT = "compilation failed: time limit"  # the runner's message on
 
 
 class RunCodeRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={
+            "examples": [
+                {"code": "print(input()[::-1])", "language": "python", "stdin": "abc\n", "run_timeout": 5},
+                {
+                    "code": "#include <iostream>\nint main(){long a,b;std::cin>>a>>b;std::cout<<a+b<<std::endl;}",
+                    "language": "cpp",
+                    "stdin": "2 3\n",
+                    "compile_timeout": 30,
+                    "run_timeout": 5,
+                    "memory_limit_MB": 256,
+                },
+            ]
+        },
+    )
 
     code: str = Field(description="The program.", examples=["print(input()[::-1])"], max_length=1 << 20)
     language: str = Field(description="python, cpp, nodejs, go, java, rust, c, ...", examples=["python"])

@@ -62,3 +62,21 @@ def test_bearer_token_guards_scoring(guarded: LiveService, headers: dict[str, st
     response = httpx.post(f"{guarded.url}/v1/score", json=body, headers=headers)
     assert response.status_code == status
     assert httpx.get(f"{guarded.url}/healthz").status_code == 200
+
+
+def test_docs_show_every_front_door_with_an_example_that_works(live_service: LiveService) -> None:
+    spec = httpx.get(f"{live_service.url}/openapi.json").json()
+    schemas = spec["components"]["schemas"]
+    doors = {
+        path: op["requestBody"]["content"]["application/json"]["schema"]["$ref"].split("/")[-1]
+        for path, ops in spec["paths"].items()
+        for method, op in ops.items()
+        if method == "post" and "{" not in path
+    }
+    assert {"/v1/score", "/v1/run", "/get_reward", "/run_code", "/verify"} <= set(doors)
+    for path, schema in doors.items():
+        examples = schemas[schema].get("examples")
+        assert examples, f"{path}: no request example in /docs"
+        for example in examples:
+            response = httpx.post(live_service.url + path, json=example, timeout=120)
+            assert response.status_code == 200, (path, response.text)
