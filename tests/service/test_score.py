@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import secrets
 import sys
 import time
 from typing import Any
@@ -271,7 +272,12 @@ def test_hang_list_is_answered_within_its_timeout(
 def test_identical_answers_are_scored_once(live_service: LiveService) -> None:
     metrics = httpx.get(f"{live_service.url}/metrics").text
     before = _metric(metrics, 'rlvr_cache_total{result="dedup"}')
-    items = [{"id": str(i), "group": "g", "completion": r1("\\frac{2}{3}"), "reference": "2/3"} for i in range(16)]
+    # A value no other test scores: on the shared service, an earlier batch would make these cache hits.
+    unique = secrets.randbelow(10**12) + 10**12
+    items = [
+        {"id": str(i), "group": "g", "completion": r1(f"\\frac{{{unique}}}{{3}}"), "reference": f"{unique}/3"}
+        for i in range(16)
+    ]
     body = score(live_service, {"math": {}}, items)
     assert [r["reward"] for r in body["results"]] == [1.0] * 16
     assert body["groups"]["g"]["uniform"] is True
