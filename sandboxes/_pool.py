@@ -331,11 +331,13 @@ class _Slot:
 
 
 class _Flight:
-    """One compile that jobs with its key wait for; ``entry`` is set when it was kept."""
+    """One compile that jobs with its key wait for: ``entry`` is set when it was kept, ``answered`` when the
+    runner answered the job at all (False: its slot failed, or its caller went away; another job leads then)."""
 
     def __init__(self) -> None:
         self.done = asyncio.Event()
         self.entry: CachedBuild | None = None
+        self.answered = False
 
 
 @dataclasses.dataclass
@@ -436,17 +438,26 @@ class SlotPool:
 
     async def _find(self, key: str) -> tuple[Literal["hit", "lead", "own"], CachedBuild | _Flight | None]:
         """A kept build for the key (after waiting for a compile in flight), the flight this job now leads, or
-        neither (the compile it waited for was not kept)."""
-        entry = self._cache.get(key)
-        if entry is None:
+        neither (the compile it waited for was answered but not kept: this job compiles on its own)."""
+        while True:
+            entry = self._cache.get(key)
+            if entry is not None:
+                break
             flight = self._flights.get(key)
             if flight is None:
                 flight = self._flights[key] = _Flight()
                 return "lead", flight
+            self._admit()  # a job waiting for a compile is a queued job: it counts against the queue limit
             self._counts["compile_cache_waits"] += 1
-            await flight.done.wait()
+            self._waiting += 1
+            try:
+                await flight.done.wait()
+            finally:
+                self._waiting -= 1
             entry = flight.entry
-            if entry is None:
+            if entry is not None:
+                break
+            if flight.answered:
                 return "own", None
         self._counts["compile_cache_hits"] += 1
         return "hit", entry
@@ -455,7 +466,13 @@ class SlotPool:
         """Compile, and keep what the runner sent back; the jobs waiting on the flight go on either way."""
         self._counts["compile_cache_misses"] += 1
         try:
-            reply = await self._send(job, spec, encode_job(job, spec, self._config, keep_build=self._artifact_bytes))
+            try:
+                payload = encode_job(job, spec, self._config, keep_build=self._artifact_bytes)
+                reply = await self._send(job, spec, payload)
+            except _Refused:  # the job itself is wrong (a bad file name): each job with its key gets the same
+                flight.answered = True
+                raise
+            flight.answered = True
             entry = self._keepable(reply)
             if entry is not None and self._cache.put(key, entry):
                 flight.entry = entry
@@ -500,7 +517,8 @@ class SlotPool:
             self._busy -= 1
             self._release(slot, recycle)
 
-    async def _acquire(self) -> _Slot:
+    def _admit(self) -> None:
+        """Raise unless a job may wait here: the pool is open and alive, and the queue has room."""
         if self._closed:
             raise SandboxError("the sandbox pool is closed", backend=self.backend)
         if self._dead_reason is not None:
@@ -511,6 +529,9 @@ class SlotPool:
                 backend=self.backend,
                 retry_after_s=self._config.retry_after_s,
             )
+
+    async def _acquire(self) -> _Slot:
+        self._admit()
         self._waiting += 1
         try:
             slot = await self._idle.get()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+import json
 import os
 import stat
 from collections.abc import AsyncIterator, Callable
@@ -21,8 +22,8 @@ from typing import Any
 import pytest
 
 from sandboxes import runner as runner_module
-from sandboxes._pool import CACHED_MARK, CachedBuild, CompileCache, compile_key
-from sandboxes.base import ExecResult, Job, JobResult, Limits, Run, RunStatus, Sandbox
+from sandboxes._pool import CACHED_MARK, RUNNER_PROTOCOL, CachedBuild, CompileCache, SlotPool, compile_key
+from sandboxes.base import ExecResult, Job, JobResult, Limits, Run, RunStatus, Sandbox, SandboxUnavailable
 from sandboxes.config import SandboxConfig
 from sandboxes.languages import resolve_language
 from tests.sandboxes.conftest import BACKENDS, TEST_CONFIG, close_and_check_clean, open_or_skip
@@ -206,6 +207,129 @@ async def test_javascript_skips_its_syntax_check_when_cached(backend: Callable[.
     results = [await sandbox.run(job) for _ in range(2)]
     assert [result.runs[0].stdout for result in results] == ["js ok\n"] * 2
     assert [_cached(result) for result in results] == [False, True]
+
+
+# -- the pool's single flight, against a scripted runner (no sandbox) -------------------------------------------
+
+
+class ScriptedRunner:
+    """Channels that answer like runners: a compile "builds" a file holding the source; ``fail_compiles`` of
+    them lose their runner instead; ``keep`` is what every compile says about keeping its build."""
+
+    def __init__(self, fail_compiles: int = 0, keep: bool = True, refuse_prebuilt: bool = False) -> None:
+        self.compiles = 0
+        self.prebuilt = 0
+        self.fail_compiles = fail_compiles
+        self.keep = keep
+        self.refuse_prebuilt = refuse_prebuilt
+        self.protocol = runner_module.PROTOCOL
+
+    async def start(self) -> ScriptedChannel:
+        return ScriptedChannel(self)
+
+
+class ScriptedChannel:
+    def __init__(self, script: ScriptedRunner) -> None:
+        self.script = script
+        self.lines: list[bytes] = [json.dumps({"ready": True, "protocol": script.protocol}).encode() + b"\n"]
+        self.job: dict[str, Any] | None = None
+
+    async def write_line(self, data: bytes) -> None:
+        self.job = json.loads(data)
+
+    async def destroy(self) -> None:
+        self.lines, self.job = [], None
+
+    async def read_line(self) -> bytes:
+        if not self.lines and self.job is not None:
+            job, self.job = self.job, None
+            await asyncio.sleep(0.01)  # the others arrive meanwhile
+            self.lines = self.answer(job)
+        if not self.lines:
+            raise EOFError("the runner is gone")
+        return self.lines.pop(0)
+
+    def answer(self, job: dict[str, Any]) -> list[bytes]:
+        script = self.script
+        ran = {"status": "OK", "stdout": "", "stderr": ""}
+        if job.get("prebuilt"):
+            script.prebuilt += 1
+            if script.refuse_prebuilt:
+                return [json.dumps({"compile": None, "runs": [], "dirty": True, "error": "bad artifact"}).encode()]
+            stdout = job["prebuilt"]["files"]["main"]["data"]
+            return [json.dumps({"compile": None, "runs": [ran | {"stdout": stdout}], "dirty": False}).encode()]
+        script.compiles += 1
+        if script.fail_compiles:
+            script.fail_compiles -= 1
+            return []
+        data = _b64(job["source"].encode())
+        build = {"cacheable": script.keep, "follows": script.keep, "files": 1, "bytes": len(job["source"])}
+        result = {"compile": ran, "runs": [ran | {"stdout": data}], "dirty": False, "build": build}
+        artifact = {"files": {"main": {"x": True, "data": data}}}
+        return [json.dumps(result).encode(), *([json.dumps(artifact).encode()] if script.keep else [])]
+
+
+async def _scripted_pool(script: ScriptedRunner, **config: Any) -> SlotPool:
+    settings = SandboxConfig(**{"pool_size": 2, **config})
+    pool = SlotPool("scripted", script.start, settings, languages=["cpp", "python"])
+    await pool.start()
+    return pool
+
+
+async def _all(pool: SlotPool, count: int, source: str = "int main() {}") -> list[JobResult | BaseException]:
+    jobs = [Job(language="cpp", source=source, runs=[Run()]) for _ in range(count)]
+    return await asyncio.gather(*(pool.run(job) for job in jobs), return_exceptions=True)
+
+
+async def test_when_the_leaders_runner_dies_one_waiting_job_compiles_and_the_rest_share_it() -> None:
+    script = ScriptedRunner(fail_compiles=1)
+    pool = await _scripted_pool(script)
+    outcomes = await _all(pool, 5)
+    await pool.close()
+    assert [type(outcome).__name__ for outcome in outcomes].count("SandboxJobFailed") == 1
+    results = [outcome for outcome in outcomes if isinstance(outcome, JobResult)]
+    assert [result.runs[0].stdout for result in results] == ["int main() {}"] * 4  # what the build holds
+    assert (script.compiles, script.prebuilt) == (2, 3)
+
+
+async def test_a_compile_that_may_not_be_kept_lets_every_waiting_job_compile() -> None:
+    script = ScriptedRunner(keep=False)
+    pool = await _scripted_pool(script)
+    outcomes = await _all(pool, 4)
+    stats = pool.stats()
+    await pool.close()
+    assert all(isinstance(outcome, JobResult) and not _cached(outcome) for outcome in outcomes)
+    assert (script.compiles, stats["compile_cache_entries"]) == (4, 0)
+
+
+async def test_a_cached_build_the_runner_refuses_is_dropped_and_the_job_compiles() -> None:
+    script = ScriptedRunner()
+    pool = await _scripted_pool(script)
+    await _all(pool, 1)
+    script.refuse_prebuilt = True
+    (again,) = await _all(pool, 1)
+    stats = pool.stats()
+    await pool.close()
+    assert isinstance(again, JobResult) and not _cached(again)
+    assert (script.compiles, script.prebuilt, stats["compile_cache_entries"]) == (2, 1, 0)
+
+
+async def test_jobs_waiting_for_a_compile_count_against_the_queue_limit() -> None:
+    script = ScriptedRunner()
+    pool = await _scripted_pool(script, queue_limit=1, pool_size=1)
+    outcomes = await _all(pool, 4)
+    await pool.close()
+    # one compiles, one waits for it (the queue's one place), two are turned away while it compiles
+    assert [type(outcome).__name__ for outcome in outcomes] == ["JobResult", "JobResult", *["SandboxOverloaded"] * 2]
+
+
+async def test_a_runner_of_another_protocol_is_refused() -> None:
+    script = ScriptedRunner()
+    script.protocol = 2
+    pool = SlotPool("scripted", script.start, SandboxConfig(pool_size=1))
+    with pytest.raises(SandboxUnavailable, match="protocol 2"):
+        await pool.start()
+    assert runner_module.PROTOCOL == RUNNER_PROTOCOL
 
 
 # -- the key ---------------------------------------------------------------------------------------------------
