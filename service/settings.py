@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import yaml
 from pydantic import BaseModel, Field, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
@@ -36,13 +37,21 @@ def _cores() -> int:
 
 
 def _read_profiles(value: str) -> Any:
-    """`RLVR_PROFILES` is JSON text or the path of a JSON file (PyYAML is not a dependency, so no YAML)."""
-    if value.lstrip().startswith("{"):
-        return json.loads(value)
-    path = Path(value).expanduser()
-    if not path.is_file():
-        raise ValueError(f"neither a JSON object nor the path of a file: {value[:200]!r}")
-    return json.loads(path.read_text(encoding="utf-8"))
+    """`RLVR_PROFILES` is JSON or YAML text, or the path of a JSON or YAML file, holding a mapping."""
+    text = value
+    if not value.lstrip().startswith("{"):
+        path = Path(value).expanduser()
+        if path.is_file():
+            text = path.read_text(encoding="utf-8")
+        elif "\n" not in value and ":" not in value:
+            raise ValueError(f"neither JSON or YAML text nor the path of a file: {value[:200]!r}")
+    try:
+        data = json.loads(text) if text.lstrip().startswith("{") else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise ValueError(f"not valid JSON or YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ValueError("must be a mapping of profile name -> reward spec")
+    return data
 
 
 class SandboxSettings(SandboxConfig):
@@ -79,8 +88,8 @@ class Settings(BaseSettings):
     )
     profiles: Annotated[dict[str, dict[str, dict[str, Any]]], NoDecode] = Field(
         default_factory=dict,
-        description="Reward profiles: name -> reward spec (as `/v1/score`'s `rewards`), as JSON text or the path of a "
-        "JSON file; they add to or replace the built-in `r1-math`, `math` and `code`.",
+        description="Reward profiles: name -> reward spec (as `/v1/score`'s `rewards`), as JSON or YAML text or the "
+        "path of a JSON or YAML file; they add to or replace the built-in `r1-math`, `math` and `code`.",
     )
     default_profile: str = Field(
         default="r1-math", description="Profile of `/get_reward` and `/verify` requests that name none."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from sandboxes.config import SandboxConfig
 from service.cli import parser, settings_from
@@ -51,6 +53,12 @@ def test_the_sandbox_defaults_are_the_backend_defaults() -> None:
         pytest.param({}, ["--sandbox-backend", "none"], {"sandbox.backend": "none"}, id="choice"),
         pytest.param({"RLVR_PROFILES": '{"p": {"math": {}}}'}, [], {"profiles": {"p": {"math": {}}}}, id="json"),
         pytest.param({}, ["--sandbox-compile-cache-mb", "0"], {"sandbox.compile_cache_mb": 0}, id="compile_cache"),
+        pytest.param(
+            {"RLVR_PROFILES": "gsm8k:\n  math: {answer_mode: gsm8k}\n"},
+            [],
+            {"profiles": {"gsm8k": {"math": {"answer_mode": "gsm8k"}}}},
+            id="yaml_text",
+        ),
     ],
 )
 def test_variables_and_flags_set_the_model(
@@ -76,6 +84,8 @@ def test_variables_and_flags_set_the_model(
         pytest.param(["--sandbox-container-cpus", "nan"], {}, "--sandbox-container-cpus / RLVR_SANDBOX_CONTAINER_CPUS"),
         pytest.param([], {"RLVR_PROFILES": '{"p": {"nope": {}}}'}, "profile 'p': nope: unknown checker 'nope'"),
         pytest.param([], {"RLVR_DEFAULT_PROFILE": "nope"}, "RLVR_DEFAULT_PROFILE: unknown profile 'nope'"),
+        pytest.param([], {"RLVR_PROFILES": "a: [1"}, "--profiles / RLVR_PROFILES: Value error, not valid JSON or YAML"),
+        pytest.param([], {"RLVR_PROFILES": "- a\n- b"}, "--profiles / RLVR_PROFILES: Value error, must be a mapping"),
     ],
 )
 def test_a_bad_setting_stops_rlvr_serve_with_one_line_naming_it(
@@ -99,3 +109,11 @@ def test_serve_help_lists_every_flag_with_its_variable() -> None:
     flat = " ".join(done.stdout.split())
     for setting in FIELDS:
         assert setting.flag in flat and setting.env in flat, setting.flag
+
+
+@pytest.mark.parametrize("suffix", [".yaml", ".yml", ".json"])
+def test_profiles_come_from_a_yaml_or_json_file(tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"profiles{suffix}"
+    spec = {"strict": {"math": {"weight": 1.0}, "format": {"weight": 0.2, "mode": "strict"}}}
+    path.write_text(json.dumps(spec) if suffix == ".json" else yaml.safe_dump(spec), encoding="utf-8")
+    assert Settings(profiles=str(path)).profiles == spec
