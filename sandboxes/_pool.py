@@ -143,6 +143,8 @@ def _run_entry(run: Run, memory_mb: int) -> dict[str, Any]:
     if run.harness is not None:
         argv = [arg.format(memory_mb=memory_mb) for arg in run.harness.argv]
         entry["harness"] = {"argv": argv, "files": dict(run.harness.files)}
+    if run.fetch:
+        entry["fetch"] = list(run.fetch)
     return entry
 
 
@@ -282,7 +284,21 @@ def _exec_result(raw: dict[str, Any]) -> ExecResult:
         report=None if raw.get("report") is None else _text(raw["report"]),
         harness_exit=harness.get("exit_code"),
         harness_stderr=_text(harness.get("stderr")),
+        files=_fetched(raw.get("files")),
     )
+
+
+def _fetched(files: Any) -> dict[str, str]:
+    """A run's fetched files as the runner sent them (name -> base64), checked for shape and encoding."""
+    if files is None:
+        return {}
+    if not isinstance(files, dict):
+        raise TypeError("files is not an object")
+    for name, data in files.items():
+        if not isinstance(data, str):
+            raise TypeError(f"fetched file {name!r} is not base64 text"[:300])
+        base64.b64decode(data, validate=True)
+    return files
 
 
 class _Refused(SandboxError):

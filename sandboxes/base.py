@@ -93,6 +93,8 @@ class Run:
     command: tuple[str, ...] | None = None  # replaces the language's run command (may hold {memory_mb})
     report: bool = False  # the program gets a pipe of its own to report a value on (``ExecResult.report``)
     harness: Harness | None = None  # a judge process that drives the program and reports the verdict
+    # files of the run's work dir to send back after it (plain relative names; see ``ExecResult.files``)
+    fetch: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,9 @@ class ExecResult:
     report: str | None = None  # what the report pipe carried (Run.report, or the harness's verdict)
     harness_exit: int | None = None  # the harness's exit code (None: killed by a signal, or no harness)
     harness_stderr: str = ""
+    # Run.fetch's files, name -> base64 of their bytes; absent: missing, not a regular file, a symlink on the way,
+    # a name that is not plain, or over the job's result budget
+    files: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ Protocol (newline-delimited JSON, UTF-8; the runner's stdout carries nothing els
            "command": [...],                        # optional: replaces run.argv for this run
            "files": {...},                          # written into this run's work dir
            "report": false,                         # true: the program gets a report pipe (RLVR_OUT_FD)
+           "fetch": ["out.txt", ...],               # optional: files of the work dir to send back (see below)
            "harness": null | {"argv": [...], "files": {...}}}
     L = {"timeout_s": 2.0, "memory_mb": 256, "address_space_mb": 256, "output_bytes": 1048576,
          "file_size_mb": 64, "max_processes": 64, "stack_mb": 256}
@@ -40,7 +41,8 @@ Protocol (newline-delimited JSON, UTF-8; the runner's stdout carries nothing els
     ARTIFACT = {"rel/path": {"x": bool, "data": b64}, ...}   # the build dir's regular files, nothing else
     R = {"status": "OK|TLE|MLE|OLE|RE|CE|SANDBOX_ERROR", "exit_code": int|null, "signal": int|null,
          "stdout": b64, "stderr": b64, "report": b64|null, "harness": H|null,
-         "wall_s": float, "cpu_s": float, "peak_memory_kb": int, "message": str}
+         "wall_s": float, "cpu_s": float, "peak_memory_kb": int, "message": str,
+         "files": {"out.txt": b64, ...}}          # only in a run that asked to "fetch"
     H = {"exit_code": int|null, "signal": int|null, "stderr": b64}
 
 Outputs travel base64-encoded (raw bytes, at most 4/3 of their size: NUL bytes or invalid UTF-8 cannot inflate
@@ -55,6 +57,15 @@ memory or output, was killed, or left a process behind is not. A job with ``"pre
 files and the compile: ``install_build`` writes the artifact into a fresh build dir (refusing absolute names,
 ``..``, odd names, anything through a symlink; each file created with O_CREAT|O_EXCL|O_NOFOLLOW), which is then
 sealed like a freshly compiled one; its result has ``"compile": null``.
+
+Fetched files (``"fetch"``, SandboxFusion's ``fetch_files``): after a run ends, whatever its status, once its
+processes are killed and before its work dir is removed, each named file is read and sent back under its name in
+the run's ``"files"``. A name that is not plain (absolute, ``..``, odd characters: as for an artifact) is skipped;
+each dir on the way is entered by a descriptor without following symlinks and the file itself is opened with
+O_NOFOLLOW, so a symlink the program planted is never followed; only a regular file the program itself could
+read (its own, or readable by everyone) is sent; a missing one is simply absent. The files count against the
+job's ``"result_bytes"`` like outputs: one that does not fit in what is left is absent, the run's result is not
+changed by it. At most ``FETCH_MAX_FILES`` names are looked at.
 
 A harnessed run (``"harness"``) is two processes joined by two pipes: the program (uid C, in the run's work
 dir, with ``RLVR_IN_FD`` / ``RLVR_OUT_FD``: requests in, replies out) and the harness (uid H, in a dir only it
@@ -311,6 +322,64 @@ def pack_build(root: str, max_bytes: int, max_files: int) -> tuple[Json | None, 
                 return None, 0, f"{relative!r} changed size under the packer"[:300]
             files[relative] = {"x": bool(info.st_mode & 0o111), "data": b64(data)}
     return files, total, ""
+
+
+FETCH_MAX_FILES = 1024  # names a run's "fetch" may look at; the rest are ignored
+FETCH_ENTRY_BYTES = 16  # what a fetched file costs in the result line besides its name and data (quotes, padding)
+
+
+def fetch_files(root: str, names: Any, budget: int, owner: Identity) -> tuple[Json, int]:
+    """The work dir's files named in a run's ``"fetch"``, base64-encoded by name, and the bytes they cost from the
+    result budget. Skipped (absent from the answer, never an error): a name that is not plain, a missing file,
+    anything but a regular file, a symlink anywhere on the way, a file ``owner`` could not read, a file that does
+    not fit in what is left of ``budget``."""
+    files: Json = {}
+    spent = 0
+    if not isinstance(names, list):
+        return files, 0
+    for name in names[:FETCH_MAX_FILES]:
+        if not plain_name(name) or name in files:
+            continue
+        cost = len(json.dumps(name)) + FETCH_ENTRY_BYTES
+        room = budget - spent - cost
+        if room < 0:
+            continue
+        try:
+            data = read_plain_file(root, name, room, owner)
+        except OSError:
+            continue
+        if data is not None:
+            files[name] = b64(data)
+            spent += cost + len(data)
+    return files, spent
+
+
+def read_plain_file(root: str, name: str, limit: int, owner: Identity) -> bytes | None:
+    """The bytes of the regular file ``root/name``, walked without following any symlink; None when it is not a
+    regular file, ``owner`` could not read it, or it holds more than ``limit`` bytes. OSError when it cannot be
+    opened (missing, a symlink, a file where a dir should be)."""
+    *dirs, leaf = name.split("/")
+    dirfd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        for part in dirs:
+            inner = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dirfd)
+            os.close(dirfd)
+            dirfd = inner
+        # O_NONBLOCK: a fifo in its place must not block the runner (fstat then turns it away)
+        fd = os.open(leaf, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dirfd)
+    finally:
+        os.close(dirfd)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
+            return None
+        # the runner reads as root: a file of another uid (a hard link the program made) only if anyone may read it
+        if owner.uid is not None and info.st_uid != owner.uid and not info.st_mode & stat.S_IROTH:
+            return None
+        data = read_at_most(fd, limit + 1)
+    finally:
+        os.close(fd)
+    return None if len(data) > limit else data
 
 
 def read_at_most(fd: int, limit: int) -> bytes:
@@ -882,6 +951,9 @@ class Runner:
                 outcome, pgids = result("OLE", "the program's files filled the sandbox's work dir"), []
             budget -= sum(len(outcome[key] or "") for key in ("stdout", "stderr", "report")) * 3 // 4
             dirty = self.sweep(pgids) or dirty
+            if run.get("fetch"):  # its processes are gone, its work dir not yet
+                outcome["files"], spent = fetch_files(workdir, run["fetch"], budget, self.candidate)
+                budget -= spent
             dirty = not (remove_tree(workdir) and remove_tree(harness_dir) and self.wipe_scratch()) or dirty
             runs.append(outcome)
             if job.get("stop_on_first_failure") and outcome["status"] != "OK":

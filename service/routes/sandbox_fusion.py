@@ -9,7 +9,11 @@ result, and the request's status follows SandboxFusion's rules: a stage in `Erro
 - A memory or output limit kills the program: `Finished` with its exit code, or minus the signal that killed it
   (never 0), so the request is `Failed` (veRL: runtime error). SandboxFusion has no output cap.
 - `files` are written beside the program as text: content that is not UTF-8 is a `SandboxError`.
-- `fetch_files` cannot be answered yet: `files` is always `{}`.
+- `fetch_files` are read from the program's work dir after the run (whatever its status) and come back in `files`
+  as {path: base64 of the bytes}. Only plain relative paths of regular files are answered: a missing file, an
+  absolute path or one with `..`, a symlink anywhere on the way, and a file that does not fit in what is left of
+  the job's result budget (`max_result_mb`) are absent; past 1024 paths the rest are ignored. A failed compile
+  has no run and no files.
 - A full sandbox queue is an HTTP 504 with `Retry-After` (veRL retries only on 504); no sandbox is a `SandboxError`.
 - A language name SandboxFusion does not know is its own answer, a 422 at `language`; a name it knows that we
   cannot run (php, bash, ...) is a `SandboxError` naming the languages we run.
@@ -72,7 +76,10 @@ class RunCodeRequest(BaseModel):
     run_timeout: float = Field(default=10, gt=0, le=60, description="Seconds for the run.")
     memory_limit_MB: int = Field(default=-1, description="Memory cap; <= 0: our default (512). Capped to 16..8192.")
     files: dict[str, str | None] = Field(default_factory=dict, description="Path -> base64 content (UTF-8 text).")
-    fetch_files: list[str] = Field(default_factory=list, description="Accepted; not returned yet (`files` is {}).")
+    fetch_files: list[str] = Field(
+        default_factory=list,
+        description="Paths (relative to the program's dir) whose content comes back in `files`, base64.",
+    )
 
 
 class CommandResult(BaseModel):
@@ -147,7 +154,8 @@ def _decode_files(files: Mapping[str, str | None]) -> dict[str, str]:
 def _job(body: RunCodeRequest, spec: LanguageSpec, files: dict[str, str]) -> Job:
     memory = min(max(body.memory_limit_MB, 16), 8192) if body.memory_limit_MB > 0 else Limits().memory_mb
     limits = Limits(timeout_s=body.run_timeout, compile_timeout_s=body.compile_timeout, memory_mb=memory)
-    return Job(spec.name, body.code, (Run(stdin=body.stdin or ""),), limits, files)
+    run = Run(stdin=body.stdin or "", fetch=tuple(body.fetch_files))
+    return Job(spec.name, body.code, (run,), limits, files)
 
 
 def _response(spec: LanguageSpec, result: JobResult) -> RunCodeResponse:
@@ -158,7 +166,8 @@ def _response(spec: LanguageSpec, result: JobResult) -> RunCodeResponse:
     if ran is None and (compiled is None or _succeeded(compiled)):
         return _sandbox_error("the sandbox returned no run result")
     status, message = _status([r for r in (compiled, ran) if r is not None])
-    return RunCodeResponse(status=status, message=message, compile_result=compiled, run_result=ran)
+    files = dict(result.runs[0].files) if result.runs else {}
+    return RunCodeResponse(status=status, message=message, compile_result=compiled, run_result=ran, files=files)
 
 
 def _status(stages: Sequence[CommandResult]) -> tuple[Literal["Success", "Failed", "SandboxError"], str]:

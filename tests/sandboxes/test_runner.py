@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from sandboxes import runner as runner_module
 from sandboxes._pool import RUNNER_PROTOCOL, decode_result, encode_job, job_deadline
 from sandboxes.base import ExecResult, Harness, Job, Limits, Run, RunStatus, SandboxError
 from sandboxes.config import SandboxConfig
@@ -192,6 +193,67 @@ def test_nul_bytes_cost_no_more_than_base64_in_the_result_line(runner: RunnerPro
     assert base64.b64decode(json.loads(line)["runs"][0]["stdout"]) == b"\0" * 500_000
 
 
+FETCHING = """
+import os, sys
+open('out.txt', 'w').write('written')
+os.mkdir('sub')
+open('sub/b.bin', 'wb').write(bytes(range(256)))
+os.symlink('/etc/passwd', 'evil')
+os.symlink('../../../secret.txt', 'up')
+os.symlink('sub', 'linkdir')
+os.mkfifo('fifo')
+try:
+    os.link('../../../secret.txt', 'hard')
+except OSError:
+    pass
+open('half1', 'wb').write(b'1' * 600_000)
+open('half2', 'wb').write(b'2' * 600_000)
+open('big', 'wb').write(b'x' * 1_500_000)
+sys.exit(3)
+"""
+
+
+def test_fetched_files_come_back_and_nothing_outside_the_work_dir_does(runner: RunnerProcess, work_root: Path) -> None:
+    secret = work_root / "secret.txt"
+    secret.write_text("secret")
+    secret.chmod(0o600)
+    wanted = ("out.txt", "sub/b.bin", "main.py", "missing.txt", "evil", "up", "linkdir/b.bin", "fifo", "hard")
+    wanted += ("../secret.txt", str(secret), "/etc/passwd", "./out.txt", "sub/../out.txt", "half1", "half2", "big")
+    job = _python(FETCHING, Run(fetch=wanted), limits=Limits(output_bytes=1000))
+    (run,) = runner.send(job, SandboxConfig(max_result_mb=1))["runs"]
+    assert run["status"] == "RE"  # fetched whatever the run's status
+    files = {name: base64.b64decode(data) for name, data in run["files"].items()}
+    # half2 no longer fits in the 1 MB budget after half1, big never did: absent, like every name that is not a
+    # plain relative one, a symlink (to a file or on the way), a fifo, a missing file or another uid's secret
+    assert files == {
+        "out.txt": b"written",
+        "sub/b.bin": bytes(range(256)),
+        "main.py": FETCHING.encode(),
+        "half1": b"1" * 600_000,
+    }
+
+
+@pytest.mark.skipif(not SEPARATION, reason="files of other uids need root")
+def test_a_fetched_file_of_another_uid_comes_back_only_when_anyone_may_read_it(tmp_path: Path) -> None:
+    # what a hard link the program made to someone else's file would look like (the runner reads as root)
+    for name, uid, mode in (("own", 40002, 0o600), ("theirs", 40003, 0o600), ("public", 40003, 0o644)):
+        path = tmp_path / name
+        path.write_text(name)
+        os.chown(path, uid, 40000)
+        path.chmod(mode)
+    names = ["own", "theirs", "public"]
+    files, spent = runner_module.fetch_files(str(tmp_path), names, 1 << 20, runner_module.Identity(40002, 40000))
+    assert {name: base64.b64decode(data) for name, data in files.items()} == {"own": b"own", "public": b"public"}
+    assert spent >= len("own") + len("public")
+
+
+def test_a_run_that_fetches_nothing_has_no_files(runner: RunnerProcess) -> None:
+    (run,) = runner.send(_python("open('out.txt', 'w').write('x')"))["runs"]
+    assert "files" not in run
+    (run,) = runner.send(_python("pass", Run(fetch=("out.txt",))))["runs"]
+    assert run["files"] == {}
+
+
 def _config() -> tuple[Any, SandboxConfig]:
     return resolve_language("python"), CONFIG
 
@@ -254,6 +316,15 @@ def test_the_host_decodes_a_runner_line() -> None:
     ]
 
 
+def test_the_host_decodes_fetched_files() -> None:
+    files = {"out.txt": base64.b64encode(b"\xff\x00").decode()}
+    line = json.dumps({"compile": None, "runs": [{"status": "OK", "files": files}], "dirty": False, "error": None})
+    result, _ = decode_result(line.encode())
+    assert result.runs[0].files == files
+    (bare,) = decode_result(line.replace(', "files": ' + json.dumps(files), "").encode())[0].runs
+    assert bare.files == {}
+
+
 @pytest.mark.parametrize(
     "line",
     [
@@ -264,6 +335,15 @@ def test_the_host_decodes_a_runner_line() -> None:
         pytest.param(
             b'{"compile": null, "runs": [{"status": "OK", "stdout": "not base64!"}], "dirty": false, "error": null}',
             id="bad_base64",
+        ),
+        pytest.param(
+            b'{"compile": null, "runs": [{"status": "OK", "files": {"a": "not base64!"}}], "dirty": false, '
+            b'"error": null}',
+            id="bad_fetched_file",
+        ),
+        pytest.param(
+            b'{"compile": null, "runs": [{"status": "OK", "files": ["a"]}], "dirty": false, "error": null}',
+            id="fetched_files_not_an_object",
         ),
     ],
 )
@@ -296,6 +376,13 @@ def test_the_encoded_job_carries_commands_reports_and_harnesses() -> None:
     assert payload["runs"][0]["command"] == ["node", "--max-old-space-size=300", "server.js"]
     assert payload["runs"][0]["report"] is True
     assert payload["runs"][1]["harness"] == {"argv": ["python3", "h.py"], "files": {"h.py": "pass"}}
+    assert "fetch" not in payload["runs"][0]
+
+
+def test_the_encoded_job_carries_the_files_to_fetch() -> None:
+    job = Job(language="python", source="", runs=[Run(fetch=("out.txt", "sub/a.bin"))])
+    payload = json.loads(encode_job(job, resolve_language("python"), CONFIG))
+    assert payload["runs"][0]["fetch"] == ["out.txt", "sub/a.bin"]
 
 
 def test_the_host_deadline_covers_compile_and_every_run() -> None:

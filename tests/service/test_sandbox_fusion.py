@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import LiveService
+from tests.conftest import LiveService, missing_backend, start_service, stop_service
 
 RESPONSE_KEYS = {"status", "message", "compile_result", "run_result", "executor_pod_name", "files"}
 RESULT_KEYS = {"status", "execution_time", "return_code", "stdout", "stderr"}
@@ -202,3 +204,64 @@ def test_invalid_json_is_a_422_without_a_traceback(sandboxed: LiveService) -> No
     )
     assert response.status_code == 422 and response.json()["code"] == "invalid_request"
     assert "Traceback" not in response.text
+
+
+WRITES_FILES = """
+import os, sys
+open('out.txt', 'w').write('written\\n')
+os.mkdir('sub')
+open('sub/data.bin', 'wb').write(bytes(range(256)))
+os.symlink('/etc/passwd', 'evil')
+os.symlink('../../something', 'up')
+print('done')
+sys.exit(int(input()))
+"""
+
+
+@pytest.mark.parametrize(("exit_code", "status"), [(0, "Success"), (3, "Failed")])
+def test_fetch_files_come_back_base64_and_nothing_else_does(
+    sandboxed: LiveService, exit_code: int, status: str
+) -> None:
+    fetch = ["out.txt", "sub/data.bin", "missing.txt", "evil", "up", "../x", "/etc/passwd", "../../something"]
+    body = {"code": WRITES_FILES, "language": "python", "stdin": f"{exit_code}\n", "fetch_files": fetch}
+    response = run_code(sandboxed.url, body)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert (answer["status"], answer["run_result"]["return_code"]) == (status, exit_code), answer
+    assert answer["run_result"]["stdout"] == "done\n"
+    # fetched whatever the run's status; a missing file, a symlink, `..` and an absolute path are absent
+    files = {path: base64.b64decode(data) for path, data in answer["files"].items()}
+    assert files == {"out.txt": b"written\n", "sub/data.bin": bytes(range(256))}
+
+
+def test_a_compiled_program_fetches_its_files_too(sandboxed: LiveService) -> None:
+    code = '#include <cstdio>\nint main() { FILE *f = std::fopen("out.txt", "w"); std::fputs("42", f); }'
+    response = run_code(sandboxed.url, {"code": code, "language": "cpp", "fetch_files": ["out.txt", "main"]})
+    answer = response.json()
+    assert answer["status"] == "Success", answer
+    assert base64.b64decode(answer["files"]["out.txt"]) == b"42"
+
+
+@pytest.fixture(scope="module")
+def small_budget() -> Iterator[LiveService]:
+    """A service whose jobs may send back at most 3 MB (``max_result_mb``; a run's outputs reserve 2 of them)."""
+    backend = os.environ.get("RLVR_TEST_SANDBOX_BACKEND", "auto")
+    service, server, thread = start_service(
+        workers=1, sandbox={"backend": backend, "pool_size": 1, "max_result_mb": 3, "compile_cache_mb": 0}
+    )
+    try:
+        sandbox = httpx.get(f"{service.url}/readyz").json()["sandbox"]
+        if not sandbox["available"]:
+            missing_backend(f"the service found no code sandbox ({sandbox['reason']})")
+        yield service
+    finally:
+        stop_service(server, thread)
+
+
+def test_a_fetched_file_past_the_result_budget_is_absent(small_budget: LiveService) -> None:
+    code = "open('big.bin', 'wb').write(b'x' * 4_000_000)\nopen('small.txt', 'w').write('ok')\nprint('done')"
+    response = run_code(small_budget.url, {"code": code, "language": "python", "fetch_files": ["big.bin", "small.txt"]})
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert (answer["status"], answer["run_result"]["stdout"]) == ("Success", "done\n"), answer
+    assert {path: base64.b64decode(data) for path, data in answer["files"].items()} == {"small.txt": b"ok"}
