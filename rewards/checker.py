@@ -69,8 +69,9 @@ class Checker:
     check: Callable[[Sample, Any], CheckResult] | None = None
     sandbox_check: Callable[[Sample, Any, Sandbox], Awaitable[CheckResult]] | None = None
     warm: Callable[[], None] | None = None
-    # Score given when the pool has to kill a worker stuck on an item. A number means the hang is the
-    # completion's fault (math: an absurd expression); None means it is ours and the item is masked.
+    # Score given when the pool gives up on an item: it hung a worker past its hard deadline, or it killed two
+    # workers in a row (a crash that reproduces). A number means that is the completion's fault (math: an absurd
+    # expression); None means it is ours and the item is masked.
     hang_score: float | None = None
     reads_tests: bool = False  # the item's tests are its input: the service's test limit applies to it
 

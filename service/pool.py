@@ -10,8 +10,9 @@ that passes it is killed with SIGKILL (sympy can block in C where no signal reac
 gets its checker's ``hang_score`` (or is masked), the rest of the chunk goes back to the front of the queue,
 and a fresh worker takes the dead one's place. A worker that dies on its own (killed from outside, out of
 memory, a crash in C) is handled the same way, except that the task it was on goes back to the queue once, to a
-fresh worker; only when a second worker dies on it is it masked: a crash is ours to explain, not the
-completion's.
+fresh worker: one death may be the machine's doing. A crash that reproduces on a second worker is the item's
+doing, and it is settled like a hang: the checker's ``hang_score`` (so a completion cannot escape a wrong
+score by crashing the checker), or masked when the checker blames itself.
 """
 
 from __future__ import annotations
@@ -298,7 +299,10 @@ def _masked(kind: str, reason: str) -> CheckResult:
 def _hang_result(pending: _Pending, score: float | None, *, hung: bool, deadline_s: float) -> CheckResult:
     checker = pending.task.checker
     if not hung:
-        return _masked(FailureKind.INTERNAL_ERROR, f"two {checker} worker processes died on this item")
+        reason = f"two {checker} worker processes died on this item"
+        if score is None:
+            return _masked(FailureKind.INTERNAL_ERROR, reason)
+        return CheckResult(score=score, status=Status.ERROR, details={"reason": reason, "worker_deaths": 2})
     details = {"killed_after_s": round(deadline_s, 3)}
     if score is None:
         reason = f"the {checker} checker passed its hard deadline of {deadline_s:.1f} s"

@@ -45,4 +45,7 @@ def _key(sample: Sample, settings: Settings) -> str:
 
 STUCK = Checker("stuck", "spins when asked to", Settings, _key, check=_stuck, hang_score=0.0)
 CRASH = Checker("crash", "segfaults when asked to", Settings, _key, check=_crash)
+CRASH_BLAMED = Checker(
+    "crash_blamed", "segfaults; a crash is the completion's", Settings, _key, check=_crash, hang_score=0.0
+)
 STUCK_OURS = Checker("stuck_ours", "spins; a hang is our fault", Settings, _key, check=_stuck)

@@ -16,6 +16,7 @@ REGISTRY = {
     "stuck": "tests.service.misbehaving_checkers:STUCK",
     "stuck_ours": "tests.service.misbehaving_checkers:STUCK_OURS",
     "crash": "tests.service.misbehaving_checkers:CRASH",
+    "crash_blamed": "tests.service.misbehaving_checkers:CRASH_BLAMED",
 }
 
 
@@ -60,6 +61,14 @@ async def test_an_item_that_crashes_two_workers_is_masked(pool: WorkerPool) -> N
     assert results[1].failure_kind == "internal_error" and results[1].score is None
     assert "two crash worker processes died" in (results[1].failure_reason or "")
     assert pool.kills == 2  # it was given a second, fresh worker before it was masked
+
+
+async def test_a_completion_that_crashes_the_checker_twice_scores_its_hang_score_not_a_mask(pool: WorkerPool) -> None:
+    # A policy must not escape a wrong score by making math-verify crash: a reproducible crash is the completion's.
+    results = await pool.run([spec("crash_blamed", c) for c in ["x", "crash"]])
+    assert [(r.score, r.masked) for r in results] == [(1.0, False), (0.0, False)]
+    assert results[1].details == {"reason": "two crash_blamed worker processes died on this item", "worker_deaths": 2}
+    assert pool.kills == 2
     again = await pool.run([spec("crash", c) for c in "uvw"])
     assert [r.status for r in again] == ["ok"] * 3
 
