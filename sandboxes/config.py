@@ -17,10 +17,11 @@ import os
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["SandboxConfig"]
+__all__ = ["SandboxConfig", "cores"]
 
 
-def _cores() -> int:
+def cores() -> int:
+    """The CPUs available to this process: the default of every per-core setting."""
     return max(1, len(os.sched_getaffinity(0)))
 
 
@@ -28,7 +29,7 @@ class SandboxConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     pool_size: int = Field(
-        default_factory=_cores, ge=1, le=256, description="Warm sandboxes, each running one job at a time (cores)."
+        default_factory=cores, ge=1, le=256, description="Warm sandboxes, each running one job at a time."
     )
     max_jobs_per_slot: int = Field(default=256, ge=1, description="Jobs a sandbox runs before it is recycled.")
     queue_limit: int = Field(

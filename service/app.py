@@ -17,7 +17,6 @@ from service.limits import BodySizeLimit
 from service.metrics import Metrics
 from service.routes import checkers, health, nemo_gym, openrlhf, profiles, run, sandbox_fusion, score
 from service.settings import Settings
-from service.specs import load_profiles
 from service.state import AppState
 
 __all__ = ["create_app"]
@@ -40,22 +39,20 @@ class SafeJSONResponse(JSONResponse):
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    state: AppState = app.state.rlvr
-    engine = Engine(state.settings, metrics=state.metrics)
+    engine: Engine = app.state.rlvr.engine
     await engine.start()
     if engine.sandbox is None:
         log.warning("code sandboxes unavailable: %s", engine.sandbox_reason)
-    state.engine = engine
     try:
         yield
     finally:
-        state.engine = None
         await engine.close()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    load_profiles(settings.profiles, settings.default_profile)  # a bad profile stops the service here, named
+    metrics = Metrics()
+    engine = Engine(settings, metrics=metrics)  # a bad profile stops the service here, named; pools start later
     app = FastAPI(
         title="rlvr",
         version="0.1.0",
@@ -63,7 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=_lifespan,
         default_response_class=SafeJSONResponse,
     )
-    app.state.rlvr = AppState(settings=settings, metrics=Metrics())
+    app.state.rlvr = AppState(settings=settings, metrics=metrics, engine=engine)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     for routes in (score, profiles, openrlhf, sandbox_fusion, nemo_gym, run, checkers, health):

@@ -23,7 +23,7 @@ State = Annotated[AppState, Depends(get_state)]
 
 
 def get_engine(state: State) -> Engine:
-    if state.engine is None or not state.ready:
+    if not state.ready:
         raise ApiError(503, "not_ready", "the scoring engine is not running", headers={"Retry-After": "1"})
     return state.engine
 

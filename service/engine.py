@@ -112,15 +112,16 @@ class Engine:
         self,
         settings: Settings | None = None,
         *,
-        executors: Mapping[str, Executor] | None = None,
+        executors: Sequence[Executor] | None = None,
         metrics: Metrics | None = None,
     ) -> None:
-        """``executors`` (by ``runs_in`` name) replace the worker and sandbox pools that ``start`` would open."""
+        """``executors`` replace the worker and sandbox pools that ``start`` would open; each runs the checkers
+        whose ``runs_in`` is its ``name``."""
         self.settings = settings or Settings()
         self.metrics = metrics or Metrics()
         self.resolver = Resolver(load_profiles(self.settings.profiles, self.settings.default_profile))
         self.cache = ResultCache(self.settings.cache_size)
-        self.executors: dict[str, Executor] = dict(executors or {})
+        self.executors: dict[str, Executor] = {executor.name: executor for executor in executors or ()}
         self._opened = executors is None
         self.started = False
 
@@ -214,16 +215,21 @@ class Engine:
             return await executor.run_job(job)
 
     async def run_jobs(self, jobs: Sequence[Job]) -> list[JobResult | SandboxError | ValueError]:
-        """Several raw jobs admitted together; each job's own failure is returned in its place."""
+        """Several raw jobs admitted together; a job's own failure (a SandboxError, an unknown language) is
+        returned in its place."""
         executor = self.executors.get("sandbox")
         if not isinstance(executor, SandboxExecutor):
             raise NoSandbox("no sandbox executor")
+        sandbox = executor
+
+        async def one(job: Job) -> JobResult | SandboxError | ValueError:
+            try:
+                return await sandbox.run_job(job)
+            except (SandboxError, ValueError) as exc:
+                return exc
+
         with executor.admit(len(jobs)):
-            outcomes = await asyncio.gather(*(executor.run_job(job) for job in jobs), return_exceptions=True)
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException) and not isinstance(outcome, SandboxError | ValueError):
-                raise outcome
-        return outcomes  # type: ignore[return-value]
+            return list(await asyncio.gather(*(one(job) for job in jobs)))
 
     def _plan_work(
         self, samples: Sequence[Sample], plans: Sequence[Plan], results: list[dict[str, CheckResult]]

@@ -25,15 +25,11 @@ from pydantic import BaseModel, Field, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
-from sandboxes.config import SandboxConfig
+from sandboxes.config import SandboxConfig, cores
 
 __all__ = ["FIELDS", "SandboxSettings", "Setting", "Settings", "markdown_table"]
 
 ENV_PREFIX = "RLVR_"
-
-
-def _cores() -> int:
-    return max(1, len(os.sched_getaffinity(0)))
 
 
 def _read_profiles(value: str) -> Any:
@@ -67,7 +63,7 @@ class Settings(BaseSettings):
 
     host: str = Field(default="127.0.0.1", description="Address to bind.")
     port: int = Field(default=8000, ge=0, le=65535, description="Port to bind.")
-    workers: int = Field(default_factory=_cores, ge=1, le=256, description="CPU worker processes (cores).")
+    workers: int = Field(default_factory=cores, ge=1, le=256, description="CPU worker processes.")
     chunk_size: int = Field(default=16, ge=1, le=1024, description="Most items sent to a worker at once.")
     hard_grace_s: float = Field(
         default=1.0, gt=0, description="Seconds past an item's soft time-out before its worker is killed."
@@ -149,9 +145,9 @@ class Setting:
         return type(None) in typing.get_args(self.annotation)
 
     def shown_default(self) -> str:
+        if self.info.default_factory is cores:
+            return "cores"
         if self.info.default_factory is not None:
-            if (self.info.description or "").rstrip(".").endswith("(cores)"):
-                return "cores"
             return json.dumps(self.info.default_factory())  # type: ignore[call-arg]
         if self.info.default is None:
             return "unset"
@@ -174,15 +170,11 @@ FIELDS: tuple[Setting, ...] = tuple(_walk(Settings))
 class _EnvSource(PydanticBaseSettingsSource):
     """``RLVR_*`` variables, named by ``FIELDS``, as a nested dict; an empty value unsets an optional field."""
 
-    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str] | None = None) -> None:
-        super().__init__(settings_cls)
-        self._environ = os.environ if environ is None else environ
-
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
         return None, field_name, False  # unused: __call__ reads every variable at once
 
     def __call__(self) -> dict[str, Any]:
-        return nested_values({s.dest: self._environ[s.env] for s in FIELDS if s.env in self._environ})
+        return nested_values({s.dest: os.environ[s.env] for s in FIELDS if s.env in os.environ})
 
 
 def nested_values(flat: Mapping[str, Any]) -> dict[str, Any]:

@@ -33,7 +33,7 @@ __all__ = [
     "ProfileError",
     "Resolver",
     "SpecError",
-    "checker_settings",
+    "plan_checker",
     "load_profiles",
     "merge_spec",
 ]
@@ -141,7 +141,7 @@ class Resolver:
         cached = self._planned.get(key)
         if cached is not None:
             return cached
-        planned = Planned(_checker(loc, name), checker_settings(loc, name, raw))
+        planned = plan_checker(loc, name, raw)
         if len(self._planned) < 4096:
             self._planned[key] = planned
         return planned
@@ -158,18 +158,14 @@ def merge_spec(base: RewardSpec, overrides: SpecOverrides | None) -> RewardSpec:
     return merged
 
 
-def _checker(loc: list[str | int], name: str) -> Checker:
+def plan_checker(loc: list[str | int], name: str, raw: dict[str, Any]) -> Planned:
+    """The named checker with its validated settings, or a SpecError naming the field at `loc`."""
     try:
-        return load_checker(name)
+        checker = load_checker(name)
     except UnknownChecker as exc:
         raise SpecError(loc, f"unknown checker {name!r}", valid=exc.valid) from None
-
-
-def checker_settings(loc: list[str | int], name: str, raw: dict[str, Any]) -> CheckerSettings:
-    """A checker's validated settings, or a SpecError naming the field at `loc`."""
-    checker = _checker(loc, name)
     try:
-        return checker.settings_model.model_validate(raw)
+        return Planned(checker, checker.settings_model.model_validate(raw))
     except ValidationError as exc:
         raise _settings_error(loc, checker, exc) from None
 
@@ -182,7 +178,7 @@ def load_profiles(configured: Mapping[str, RewardSpec], default: str) -> dict[st
             raise ProfileError(f"RLVR_PROFILES: profile {name!r} has no checkers")
         for checker, raw in spec.items():
             try:
-                checker_settings([checker], checker, raw)
+                plan_checker([checker], checker, raw)
             except SpecError as exc:
                 where = ".".join(str(part) for part in exc.loc)
                 valid = f"; valid: {', '.join(exc.valid)}" if exc.valid else ""

@@ -1,4 +1,4 @@
-"""What the app holds while it runs: its settings, its metrics and the engine (once started)."""
+"""What the app holds: its settings, its metrics and its engine (started and closed by the app's lifespan)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ __all__ = ["AppState"]
 class AppState:
     settings: Settings
     metrics: Metrics
-    engine: Engine | None = None
+    engine: Engine
 
     @property
     def ready(self) -> bool:
-        return self.engine is not None and self.engine.started
+        return self.engine.started

@@ -22,8 +22,8 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", summary="The worker pool is up; which sandbox backend serves code")
 async def readyz(state: State) -> JSONResponse:
-    engine = state.engine if state.ready else None
-    if engine is None:
+    engine = state.engine
+    if not state.ready:
         return JSONResponse({"status": "starting", "workers": None, "sandbox": None}, status_code=503)
     sandbox = engine.sandbox
     cpu = engine.executors.get("cpu")

@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from service.deps import EngineDep, State, require_token
 from service.models import ErrorBody, ItemResult, ScoreItem, ScoreRequest
-from service.routes.score import score_batch
+from service.routes.score import OVERLOADED, score_batch
 from service.specs import SpecError
 
 __all__ = ["router", "NemoGymVerifyRequest", "NemoGymVerifyResponse"]
@@ -223,8 +223,8 @@ class NemoGymVerifyResponse(NemoGymVerifyRequest):
 
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    413: {"model": ErrorBody, "description": "Too many tests or too many bytes."},
-    429: {"model": ErrorBody, "description": "The sandbox queue is full; retry after `Retry-After` seconds."},
+    413: {"model": ErrorBody, "description": "Too many bytes."},
+    429: OVERLOADED,
 }
 
 

@@ -22,7 +22,7 @@ from service.deps import EngineDep, State, require_token
 from service.engine import Engine
 from service.errors import ApiError
 from service.models import ErrorBody, ItemResult, ScoreItem, ScoreRequest, ScoreResponse
-from service.routes.score import score_batch
+from service.routes.score import OVERLOADED, score_batch
 from service.state import AppState
 
 __all__ = ["router"]
@@ -96,7 +96,7 @@ class GetRewardResponse(BaseModel):
 _ERRORS: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorBody, "description": "Too many samples or too many bytes."},
     422: {"model": ErrorBody, "description": "Malformed body, lists of different lengths, or an unknown profile."},
-    429: {"model": ErrorBody, "description": "The sandbox queue is full; retry after `Retry-After` seconds."},
+    429: OVERLOADED,
 }
 
 

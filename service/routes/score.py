@@ -10,14 +10,17 @@ from service.errors import ApiError
 from service.models import ComponentResult, ErrorBody, GroupStats, ItemResult, ScoreRequest, ScoreResponse
 from service.state import AppState
 
-__all__ = ["router", "score_batch"]
+__all__ = ["OVERLOADED", "router", "score_batch"]
 
 router = APIRouter(prefix="/v1", tags=["score"], dependencies=[Depends(require_token)])
+
+# The answer of every scoring front door to a batch its executors refused (see service.executors).
+OVERLOADED = {"model": ErrorBody, "description": "The sandbox queue is full; retry after `Retry-After` seconds."}
 
 _ERRORS: dict[int | str, dict[str, object]] = {
     413: {"model": ErrorBody, "description": "Too many items or too many bytes."},
     422: {"model": ErrorBody, "description": "Malformed body, unknown checker, profile or setting."},
-    429: {"model": ErrorBody, "description": "The sandbox queue is full; retry after `Retry-After` seconds."},
+    429: OVERLOADED,
 }
 
 

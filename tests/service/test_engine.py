@@ -57,7 +57,7 @@ class FakeExecutor:
 
 def engine_with(**executors: FakeExecutor) -> Engine:
     settings = Settings(workers=1, max_tests=3, sandbox={"backend": "none"})
-    return Engine(settings, executors=executors or {"cpu": FakeExecutor("cpu"), "sandbox": FakeExecutor("sandbox")})
+    return Engine(settings, executors=list(executors.values()) or [FakeExecutor("cpu"), FakeExecutor("sandbox")])
 
 
 def item(completion: str, **fields: Any) -> dict[str, Any]:
@@ -188,7 +188,7 @@ async def test_mixed_batches_per_item_profile_and_null_drop() -> None:
 
 
 def test_the_sync_engine_scores_without_an_event_loop() -> None:
-    with SyncEngine(Settings(workers=1, sandbox={"backend": "none"}), executors={"cpu": FakeExecutor("cpu")}) as engine:
+    with SyncEngine(Settings(workers=1, sandbox={"backend": "none"}), executors=[FakeExecutor("cpu")]) as engine:
         scored = engine.score([item("right"), item("wrong")], profile="math")
     assert [outcome.reward for outcome in scored.items] == [1.0, 0.0]
 

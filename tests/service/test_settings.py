@@ -33,8 +33,8 @@ def test_every_field_of_the_model_and_of_the_sandbox_config_is_reachable() -> No
     assert {(name,) for name in Settings.model_fields if name != "sandbox"} <= paths
     assert {("sandbox", name) for name in SandboxConfig.model_fields} | {("sandbox", "backend")} <= paths
     assert len({s.env for s in FIELDS}) == len({s.flag for s in FIELDS}) == len(FIELDS)
-    help_text = parser().parse_args(["serve"]).__dict__  # every flag parses to its own destination
-    assert set(help_text) - {"command"} == {s.dest for s in FIELDS}
+    parsed = vars(parser().parse_args(["serve"]))  # every flag parses to its own destination
+    assert set(parsed) - {"command"} == {s.dest for s in FIELDS}
 
 
 def test_the_sandbox_defaults_are_the_backend_defaults() -> None:
