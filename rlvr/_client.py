@@ -1,93 +1,99 @@
-"""`RewardClient` and `AsyncRewardClient`: everything but I/O lives in their shared base."""
+"""`RewardClient` and `AsyncRewardClient`: twins that only post and sleep; the rest is `BaseClient`."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import httpx
 
-from rlvr._exceptions import APIError, OverloadedError, TransportError
-from rlvr.types import ItemResult, ScoreResult
+from rlvr._base import BaseClient, Item, RewardSpec, _Call, _Delivery
+from rlvr.types import ScoreResult
 
 __all__ = ["AsyncRewardClient", "RewardClient"]
 
-Item = Mapping[str, Any]
-RewardSpec = Mapping[str, Mapping[str, Any]]
 
-_RETRY_STATUS = {429, 503}
+class RewardClient(BaseClient):
+    """Blocking client. ``RewardClient(url_or_urls, rewards={...}).score(items)``.
 
+    Chunks of one call go out concurrently (at most ``concurrency`` requests at once per client); ``submit()``
+    returns a `concurrent.futures.Future` so that scoring runs while the caller generates. Thread-safe.
+    """
 
-class _BaseClient:
-    def __init__(
+    def __init__(self, urls: str | Sequence[str] | None = None, *, http: httpx.Client | None = None, **kw: Any) -> None:
+        super().__init__(urls, **kw)
+        self._http = http or httpx.Client(limits=httpx.Limits(max_connections=4 * self.concurrency))
+        self._gate = threading.BoundedSemaphore(self.concurrency)
+        self._chunks = ThreadPoolExecutor(self.concurrency, thread_name_prefix="rlvr-chunk")
+        self._calls = ThreadPoolExecutor(4 * self.concurrency, thread_name_prefix="rlvr-call")
+
+    def score(
         self,
-        base_url: str = "http://127.0.0.1:8000",
-        *,
+        items: Sequence[Item],
         rewards: RewardSpec | None = None,
-        token: str | None = None,
-        timeout_s: float = 600.0,
-        batch_size: int = 1024,
-        retries: int = 5,
-    ) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.rewards = dict(rewards or {})
-        self.timeout_s = timeout_s
-        self.batch_size = batch_size
-        self.retries = retries
-        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
+        *,
+        profile: str | None = None,
+        advantages: bool = False,
+    ) -> ScoreResult:
+        """Every item's result, in input order, or an `RLVRError`."""
+        call = self._plan(items, rewards, profile, advantages)
+        if len(call.chunks) == 1:
+            return call.finish([self._send(call, 0)])
+        futures = [self._chunks.submit(self._send, call, index) for index in range(len(call.chunks))]
+        try:
+            return call.finish([future.result() for future in futures])
+        finally:
+            for future in futures:
+                future.cancel()
 
-    def _payloads(self, items: Sequence[Item], rewards: RewardSpec | None) -> list[dict[str, Any]]:
-        spec = dict(rewards if rewards is not None else self.rewards)
-        if not spec:
-            raise ValueError("no reward spec: pass rewards= to score() or to the client")
-        chunks = [items[i : i + self.batch_size] for i in range(0, len(items), self.batch_size)]
-        return [{"rewards": spec, "items": [_item(item, i) for i, item in enumerate(chunk)]} for chunk in chunks]
+    def submit(
+        self,
+        items: Sequence[Item],
+        rewards: RewardSpec | None = None,
+        *,
+        profile: str | None = None,
+        advantages: bool = False,
+    ) -> Future[ScoreResult]:
+        """Start scoring and return at once; ``.result()`` gives what ``score()`` would."""
+        items = list(items)
+        return self._calls.submit(self.score, items, rewards, profile=profile, advantages=advantages)
 
-    @staticmethod
-    def _decode(response: httpx.Response) -> ScoreResult:
-        _raise_for_error(response)
-        return ScoreResult.model_validate_json(response.content)
+    def profiles(self) -> dict[str, Any]:
+        """``GET /v1/profiles``: the server's profiles (name -> reward spec) and its default."""
+        response = self._request(self._delivery("GET", "/v1/profiles", None, None))
+        result: dict[str, Any] = response.json()
+        return result
 
-    @staticmethod
-    def _merge(parts: Iterable[ScoreResult]) -> ScoreResult:
-        parts = list(parts)
-        if len(parts) == 1:
-            return parts[0]
-        results: list[ItemResult] = [item for part in parts for item in part.results]
-        groups = {name: stats for part in parts for name, stats in part.groups.items()}
-        return ScoreResult(results=results, groups=groups)
+    def _send(self, call: _Call, index: int) -> ScoreResult:
+        delivery = self._delivery("POST", "/v1/score", call.bodies[index], call.deadline)
+        return call.decode(index, self._request(delivery))
 
-    def _retry_delay(self, response: httpx.Response, attempt: int) -> float | None:
-        if response.status_code not in _RETRY_STATUS or attempt >= self.retries:
-            return None
-        return _retry_after(response) or min(2.0**attempt, 30.0)
-
-
-class RewardClient(_BaseClient):
-    """Blocking client: ``RewardClient(url).score(items, rewards={...})``."""
-
-    def __init__(self, base_url: str = "http://127.0.0.1:8000", *, http: httpx.Client | None = None, **kw: Any) -> None:
-        super().__init__(base_url, **kw)
-        self._http = http or httpx.Client(timeout=self.timeout_s)
-
-    def score(self, items: Sequence[Item], rewards: RewardSpec | None = None) -> ScoreResult:
-        return self._merge(self._send(payload) for payload in self._payloads(items, rewards))
-
-    def _send(self, payload: dict[str, Any]) -> ScoreResult:
-        for attempt in range(self.retries + 1):
+    def _request(self, delivery: _Delivery) -> httpx.Response:
+        while True:
+            t = delivery.next()
             try:
-                response = self._http.post(f"{self.base_url}/v1/score", json=payload, headers=self.headers)
+                if t.wait_s:
+                    time.sleep(t.wait_s)
+                with self._gate:
+                    request = self._http.build_request(
+                        delivery.method, t.url, content=delivery.body, headers=self.headers, timeout=t.timeout
+                    )
+                    response = self._http.send(request)
             except httpx.TransportError as exc:
-                raise TransportError(f"cannot reach {self.base_url}: {exc}") from exc
-            delay = self._retry_delay(response, attempt)
-            if delay is None:
-                return self._decode(response)
-            time.sleep(delay)
-        raise AssertionError("unreachable")
+                delivery.broke(t, exc)
+                continue
+            finally:
+                delivery.release(t)
+            if (answer := delivery.answered(t, response)) is not None:
+                return answer
 
     def close(self) -> None:
+        self._calls.shutdown(wait=False, cancel_futures=True)
+        self._chunks.shutdown(wait=False, cancel_futures=True)
         self._http.close()
 
     def __enter__(self) -> RewardClient:
@@ -97,30 +103,75 @@ class RewardClient(_BaseClient):
         self.close()
 
 
-class AsyncRewardClient(_BaseClient):
-    """Async client: ``await AsyncRewardClient(url).score(items, rewards={...})``; chunks go out concurrently."""
+class AsyncRewardClient(BaseClient):
+    """Async client. ``await AsyncRewardClient(url_or_urls, rewards={...}).score(items)``.
+
+    Chunks go out concurrently; ``submit()`` returns an `asyncio.Task`. Use it from one event loop.
+    """
 
     def __init__(
-        self, base_url: str = "http://127.0.0.1:8000", *, http: httpx.AsyncClient | None = None, **kw: Any
+        self, urls: str | Sequence[str] | None = None, *, http: httpx.AsyncClient | None = None, **kw: Any
     ) -> None:
-        super().__init__(base_url, **kw)
-        self._http = http or httpx.AsyncClient(timeout=self.timeout_s)
+        super().__init__(urls, **kw)
+        self._http = http or httpx.AsyncClient(limits=httpx.Limits(max_connections=4 * self.concurrency))
+        self._gate = asyncio.Semaphore(self.concurrency)
 
-    async def score(self, items: Sequence[Item], rewards: RewardSpec | None = None) -> ScoreResult:
-        payloads = self._payloads(items, rewards)
-        return self._merge(await asyncio.gather(*(self._send(payload) for payload in payloads)))
+    async def score(
+        self,
+        items: Sequence[Item],
+        rewards: RewardSpec | None = None,
+        *,
+        profile: str | None = None,
+        advantages: bool = False,
+    ) -> ScoreResult:
+        """Every item's result, in input order, or an `RLVRError`."""
+        call = self._plan(items, rewards, profile, advantages)
+        tasks = [asyncio.ensure_future(self._send(call, index)) for index in range(len(call.chunks))]
+        try:
+            return call.finish(await asyncio.gather(*tasks))
+        finally:
+            for task in tasks:
+                task.cancel()
 
-    async def _send(self, payload: dict[str, Any]) -> ScoreResult:
-        for attempt in range(self.retries + 1):
+    def submit(
+        self,
+        items: Sequence[Item],
+        rewards: RewardSpec | None = None,
+        *,
+        profile: str | None = None,
+        advantages: bool = False,
+    ) -> asyncio.Task[ScoreResult]:
+        """Start scoring on the running loop and return at once; await the task for what ``score()`` gives."""
+        return asyncio.ensure_future(self.score(list(items), rewards, profile=profile, advantages=advantages))
+
+    async def profiles(self) -> dict[str, Any]:
+        """``GET /v1/profiles``: the server's profiles (name -> reward spec) and its default."""
+        response = await self._request(self._delivery("GET", "/v1/profiles", None, None))
+        result: dict[str, Any] = response.json()
+        return result
+
+    async def _send(self, call: _Call, index: int) -> ScoreResult:
+        delivery = self._delivery("POST", "/v1/score", call.bodies[index], call.deadline)
+        return call.decode(index, await self._request(delivery))
+
+    async def _request(self, delivery: _Delivery) -> httpx.Response:
+        while True:
+            t = delivery.next()
             try:
-                response = await self._http.post(f"{self.base_url}/v1/score", json=payload, headers=self.headers)
+                if t.wait_s:
+                    await asyncio.sleep(t.wait_s)
+                async with self._gate:
+                    request = self._http.build_request(
+                        delivery.method, t.url, content=delivery.body, headers=self.headers, timeout=t.timeout
+                    )
+                    response = await self._http.send(request)
             except httpx.TransportError as exc:
-                raise TransportError(f"cannot reach {self.base_url}: {exc}") from exc
-            delay = self._retry_delay(response, attempt)
-            if delay is None:
-                return self._decode(response)
-            await asyncio.sleep(delay)
-        raise AssertionError("unreachable")
+                delivery.broke(t, exc)
+                continue
+            finally:
+                delivery.release(t)
+            if (answer := delivery.answered(t, response)) is not None:
+                return answer
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -130,31 +181,3 @@ class AsyncRewardClient(_BaseClient):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
-
-
-def _item(item: Item, index: int) -> dict[str, Any]:
-    payload = {key: value for key, value in item.items() if value is not None}
-    payload.setdefault("id", str(index))
-    if not isinstance(payload["id"], str):
-        payload["id"] = str(payload["id"])
-    return payload
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    try:
-        return float(response.headers["Retry-After"])
-    except (KeyError, ValueError):
-        return None
-
-
-def _raise_for_error(response: httpx.Response) -> None:
-    if response.is_success:
-        return
-    try:
-        body = response.json()
-        code, message = str(body.get("code", "http_error")), str(body.get("message", response.text))
-    except ValueError:
-        code, message = "http_error", response.text[:500]
-    if response.status_code in _RETRY_STATUS:
-        raise OverloadedError(response.status_code, code, message, _retry_after(response) or 1.0)
-    raise APIError(response.status_code, code, message)

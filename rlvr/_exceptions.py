@@ -3,14 +3,17 @@
 ::
 
     RLVRError
-    ├── TransportError       the service could not be reached (connection refused, time-out)
+    ├── TransportError       no answer: the service could not be reached, or the connection broke, on every try
+    │   └── RequestTimeout   a time-out of `Timeouts` passed (.timeout_s)
     └── APIError             the service answered with an error (.status_code, .code, .message)
-        └── OverloadedError  429 / 503 after the SDK's retries (.retry_after_s)
+        └── OverloadedError  429 / 502 / 503 on every try (.retry_after_s)
+
+A call either returns every item's result or raises one of these: never a partial list.
 """
 
 from __future__ import annotations
 
-__all__ = ["APIError", "OverloadedError", "RLVRError", "TransportError"]
+__all__ = ["APIError", "OverloadedError", "RLVRError", "RequestTimeout", "TransportError"]
 
 
 class RLVRError(Exception):
@@ -19,6 +22,12 @@ class RLVRError(Exception):
 
 class TransportError(RLVRError):
     pass
+
+
+class RequestTimeout(TransportError):
+    def __init__(self, message: str, timeout_s: float) -> None:
+        super().__init__(message)
+        self.timeout_s = timeout_s
 
 
 class APIError(RLVRError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import rlvr
-from rlvr import APIError, AsyncRewardClient, RewardClient, ScoreResult, TransportError
+from rlvr import APIError, AsyncRewardClient, Retries, RewardClient, ScoreResult, TransportError
 from tests.conftest import LiveService
 
 ITEMS = [
@@ -24,8 +24,11 @@ def test_public_surface() -> None:
         "ItemResult",
         "OverloadedError",
         "RLVRError",
+        "RequestTimeout",
+        "Retries",
         "RewardClient",
         "ScoreResult",
+        "Timeouts",
         "TransportError",
     }
 
@@ -69,7 +72,7 @@ def test_service_errors_raise_api_error(
 
 
 def test_unreachable_service_raises_transport_error() -> None:
-    with RewardClient("http://127.0.0.1:9", retries=0) as client, pytest.raises(TransportError):
+    with RewardClient("http://127.0.0.1:9", retries=Retries(attempts=1)) as client, pytest.raises(TransportError):
         client.score(ITEMS, rewards={"math": {}})
 
 
