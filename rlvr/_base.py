@@ -244,7 +244,7 @@ class _Delivery:
         self.error = TransportError(f"{t.url}: {type(exc).__name__}: {exc}")
 
     def _backoff(self) -> float:
-        limit = min(self.retries.max_backoff_s, self.retries.backoff_s * 2 ** (self.attempt - 1))
+        limit: float = min(self.retries.max_backoff_s, self.retries.backoff_s * 2.0 ** (self.attempt - 1))
         return limit / 2 + random.uniform(0, limit / 2)
 
 
