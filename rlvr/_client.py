@@ -16,6 +16,10 @@ from rlvr.types import ScoreResult
 
 __all__ = ["AsyncRewardClient", "RewardClient"]
 
+# How the twins wait before a retry (tests record the waits through these names instead of sleeping).
+_sleep = time.sleep
+_async_sleep = asyncio.sleep
+
 
 class RewardClient(BaseClient):
     """Blocking client. ``RewardClient(url_or_urls, rewards={...}).score(items)``.
@@ -77,7 +81,7 @@ class RewardClient(BaseClient):
             t = delivery.next()
             try:
                 if t.wait_s:
-                    time.sleep(t.wait_s)
+                    _sleep(t.wait_s)
                 with self._gate:
                     request = self._http.build_request(
                         delivery.method, t.url, content=delivery.body, headers=self.headers, timeout=t.timeout
@@ -159,7 +163,7 @@ class AsyncRewardClient(BaseClient):
             t = delivery.next()
             try:
                 if t.wait_s:
-                    await asyncio.sleep(t.wait_s)
+                    await _async_sleep(t.wait_s)
                 async with self._gate:
                     request = self._http.build_request(
                         delivery.method, t.url, content=delivery.body, headers=self.headers, timeout=t.timeout

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 import rlvr
@@ -79,3 +81,92 @@ def test_unreachable_service_raises_transport_error() -> None:
 def test_missing_spec_is_a_clear_error() -> None:
     with RewardClient("http://127.0.0.1:9") as client, pytest.raises(ValueError, match="reward spec"):
         client.score(ITEMS)
+
+
+# -- chunking against the real service: what a trainer reads must not depend on batch_size ------------------------
+
+
+def test_a_group_split_across_chunks_gets_the_statistics_of_the_whole_group(live_service: LiveService) -> None:
+    items = [{"group": "g", "completion": f"$\\boxed{{{i}}}$", "reference": "1"} for i in range(3)]
+    with RewardClient(live_service.url, rewards={"math": {}}) as client:
+        whole = client.score(items, advantages=True)
+    with RewardClient(live_service.url, rewards={"math": {}}, batch_size=2) as client:
+        chunked = client.score(items, advantages=True)
+    assert [r.id for r in chunked.results] == ["0", "1", "2"]
+    assert chunked.groups == whole.groups
+    assert chunked.groups["g"].size == 3 and not chunked.groups["g"].uniform
+    assert chunked.advantages == whole.advantages
+
+
+def mixed_items(n: int) -> list[dict[str, object]]:
+    """Distinct math items (nothing comes from the service's cache), every third one wrong."""
+    return [
+        {"group": f"q{i // 8}", "completion": f"so $\\boxed{{{i}}}$", "reference": str(i if i % 3 else i + 1)}
+        for i in range(n)
+    ]
+
+
+def expected_rewards(n: int) -> list[float]:
+    return [1.0 if i % 3 else 0.0 for i in range(n)]
+
+
+@pytest.mark.slow
+def test_a_service_killed_and_restarted_mid_batch_is_survived_by_retry(service_process: type) -> None:
+    service = service_process()
+    service.start()
+    n = 2400
+    with RewardClient(service.url, rewards={"math": {}}, batch_size=80, concurrency=2) as client:
+        future = client.submit(mixed_items(n))
+        while service.items_scored() < 200:
+            time.sleep(0.05)
+        assert not future.done()
+        service.kill()
+        service.start()
+        result = future.result(timeout=300)
+    assert [r.id for r in result.results] == [str(i) for i in range(n)]
+    assert result.rewards == expected_rewards(n)
+    assert service.items_scored() > 0  # the new process scored what the old one never answered
+
+
+@pytest.mark.slow
+def test_a_replica_killed_while_a_batch_is_spread_over_two_is_routed_around(service_process: type) -> None:
+    a, b = service_process(), service_process()
+    a.start()
+    b.start()
+    n = 2400
+    with RewardClient([a.url, b.url], rewards={"math": {}}, batch_size=80, concurrency=4) as client:
+        future = client.submit(mixed_items(n))
+        while a.items_scored() < 100 or b.items_scored() < 100:
+            time.sleep(0.05)
+        assert not future.done()
+        a.kill()
+        result = future.result(timeout=300)
+    assert [r.id for r in result.results] == [str(i) for i in range(n)]
+    assert result.rewards == expected_rewards(n)
+    assert b.items_scored() > n // 2  # b took its share and what a left behind
+
+
+def test_two_replicas_share_a_batch(live_service: LiveService) -> None:
+    from tests.conftest import start_service, stop_service
+
+    other, server, thread = start_service(workers=1, sandbox={"backend": "none"})
+    try:
+        with RewardClient([live_service.url, other.url], rewards={"math": {}}, batch_size=8) as client:
+            result = client.score(mixed_items(64))
+        assert result.rewards == expected_rewards(64)
+        assert _scored(other) > 0
+    finally:
+        stop_service(server, thread)
+
+
+def _scored(service: LiveService) -> float:
+    import httpx
+
+    text = httpx.get(f"{service.url}/metrics").text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("rlvr_items_total{"))
+
+
+def test_profiles_lists_the_server_profiles(live_service: LiveService) -> None:
+    with RewardClient(live_service.url) as client:
+        profiles = client.profiles()
+    assert profiles["profiles"]["math"] == {"math": {"weight": 1.0}}
