@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
@@ -65,7 +66,14 @@ class _Scorer:
         with self._lock:
             if self._client is None or self._pid != os.getpid():
                 self._client, self._pid = RewardClient(**self.client_options), os.getpid()
+                weakref.finalize(self, self._client.close)  # its sockets close with the last function using it
             return self._client
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None and self._pid == os.getpid():
+                self._client.close()
+            self._client = None
 
     def submit(self, items: list[dict[str, Any]]) -> Future[ScoreResult]:
         """The batch's result, scored once however many functions ask for it."""
@@ -138,6 +146,10 @@ class RewardFunction:
             function.component, function.__name__ = component, f"rlvr_{component}"
             functions.append(function)
         return functions
+
+    def close(self) -> None:
+        """Close the connections (of every function made by ``components()`` too); a later call reopens them."""
+        self._scorer.close()
 
     def __call__(
         self, prompts: Sequence[Any], completions: Sequence[Any], completion_ids: Any = None, **kwargs: Any

@@ -243,6 +243,7 @@ class _Batcher:
         self.client = client
         self.window_s = window_s
         self.max_batch = max_batch
+        self.batches = 0  # sent so far, for whoever wants to see the coalescing work
         self._pending: list[tuple[dict[str, Any], Future[ItemResult]]] = []
         self._ready = threading.Condition()
         threading.Thread(target=self._run, name="rlvr-verl-batcher", daemon=True).start()
@@ -264,6 +265,7 @@ class _Batcher:
 
     def _send(self, batch: list[tuple[dict[str, Any], Future[ItemResult]]]) -> None:
         items = [{**item, "id": str(index)} for index, (item, _) in enumerate(batch)]
+        self.batches += 1
         self.client.submit(items).add_done_callback(lambda done: _settle(batch, done))
 
 

@@ -75,3 +75,14 @@ def live_service() -> Iterator[LiveService]:
     service, server, thread = start_service(workers=2, sandbox={"backend": backend, "pool_size": 2})
     yield service
     stop_service(server, thread)
+
+
+@pytest.fixture(scope="module")
+def sandboxed(live_service: LiveService) -> LiveService:
+    """The shared live service, when it found a code sandbox (a skip locally, a failure in CI otherwise)."""
+    import httpx
+
+    sandbox = httpx.get(f"{live_service.url}/readyz").json()["sandbox"]
+    if not sandbox["available"]:
+        missing_backend(f"the service found no code sandbox ({sandbox['reason']})")
+    return live_service
