@@ -170,3 +170,13 @@ def test_profiles_lists_the_server_profiles(live_service: LiveService) -> None:
     with RewardClient(live_service.url) as client:
         profiles = client.profiles()
     assert profiles["profiles"]["math"] == {"math": {"weight": 1.0}}
+
+
+def test_the_sdk_imports_nothing_of_the_server_or_the_trainers() -> None:
+    import subprocess
+    import sys
+
+    heavy = "{'service', 'rewards', 'sandboxes', 'fastapi', 'trl', 'torch', 'transformers', 'verl'}"
+    code = f"import sys, rlvr, rlvr.trl, rlvr.verl; print(sorted(m for m in sys.modules if m.split('.')[0] in {heavy}))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
