@@ -7,10 +7,13 @@ PORT ?= 8000
 
 .PHONY: run test setup sandboxes lint typecheck bench bench-code clean
 
+# torch before trl (the trl extra: examples/train_grpo.py and its test), pinned: left to pip through trl's
+# requirement, torch comes as the multi-GB CUDA build.
 $(BIN)/rlvr: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev,trl]'
 	touch $(BIN)/rlvr
 
 setup: $(BIN)/rlvr

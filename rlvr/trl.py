@@ -133,6 +133,7 @@ class RewardFunction:
         self._scorer = _Scorer(options, dict(rewards) if rewards is not None else None, profile)
         self.columns = dict(columns) if columns is not None else None
         self.component: str | None = None
+        self.logs_failures = True  # the rlvr_failure column: one function per batch logs it
         self.__name__ = name
 
     def components(self, *names: str) -> list[RewardFunction]:
@@ -141,9 +142,10 @@ class RewardFunction:
         components of ``rewards``, or of ``profile`` as the server defines it."""
         names = names or tuple(self._component_names())
         functions = []
-        for component in names:
+        for index, component in enumerate(names):
             function = self._copy()
             function.component, function.__name__ = component, f"rlvr_{component}"
+            function.logs_failures = index == 0
             functions.append(function)
         return functions
 
@@ -199,7 +201,7 @@ class RewardFunction:
         if log_extra is not None:
             for name in names:
                 log_extra(f"rlvr_{name}", [_component(item, name) for item in result.results])
-            if self.component is None:
+            if self.logs_failures:
                 log_extra("rlvr_failure", [item.failure_kind or "" for item in result.results])
         if log_metric is not None:
             for name in names:

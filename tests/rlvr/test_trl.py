@@ -25,7 +25,11 @@ class Logs:
         self.metrics: dict[str, float] = {}
 
     def kwargs(self) -> dict[str, Any]:
-        return {"log_extra": self.extra.__setitem__, "log_metric": self.metrics.__setitem__}
+        return {"log_extra": self._extra, "log_metric": self.metrics.__setitem__}
+
+    def _extra(self, column: str, values: list[Any]) -> None:
+        assert column not in self.extra, f"{column} logged twice for one batch: TRL would make it too long"
+        self.extra[column] = values
 
 
 def call(function: Any, completions: list[Any], prompts: list[Any] | None = None, **columns: Any) -> Any:
@@ -120,9 +124,11 @@ def test_components_give_one_function_per_component_scored_once(
     functions = RewardFunction(live_service.url, profile="r1-math").components()
     assert [f.__name__ for f in functions] == ["rlvr_math", "rlvr_format", "rlvr_language"]
     functions = pickle.loads(pickle.dumps(functions))
-    scores = [call(f, [RIGHT, WRONG]) for f in functions]
+    logs = Logs()
+    scores = [call(f, [RIGHT, WRONG], **logs.kwargs()) for f in functions]
     assert scores[:2] == [[1.0, 0.0], [1.0, 1.0]]
     assert submitted == [2]  # one request for the three functions
+    assert logs.extra["rlvr_math"] == [1.0, 0.0] and logs.extra["rlvr_failure"] == ["", ""]
 
 
 def test_trl_sees_the_async_variant_as_async() -> None:
