@@ -83,7 +83,8 @@ async def compute_score(
     ``max_batch`` (256)."""
     scorer = _scorer(kwargs)
     request = scorer.request(data_source, solution_str, ground_truth)
-    await asyncio.to_thread(scorer.keys)  # one GET per process, off veRL's event loop
+    if not scorer.knows_keys:
+        await asyncio.to_thread(scorer.keys)  # one GET per process, off veRL's event loop
     if isinstance(request, str):
         return scorer.masked(request)
     return scorer.answer(await asyncio.wrap_future(scorer.batcher.submit(request)))
@@ -148,6 +149,10 @@ class _Scorer:
     def masked(self, reason: str) -> dict[str, float]:
         _log.warning("rlvr: sample masked without scoring: %s", reason)
         return {"score": self.masked_score, **dict.fromkeys(self.keys(), 0.0), "rlvr_masked": 1.0}
+
+    @property
+    def knows_keys(self) -> bool:
+        return self._keys is not None
 
     def keys(self) -> list[str]:
         """Every component any sample of this configuration can get, asked of the server once."""
