@@ -50,13 +50,19 @@ class _Scorer:
     client_options: dict[str, Any]
     rewards: RewardSpec | None
     profile: str | None
+    shared: bool = False  # set once components() hands this scorer to several functions
     _pid: int = field(default=-1, repr=False)
     _client: RewardClient | None = field(default=None, repr=False)
     _recent: OrderedDict[str, Future[ScoreResult]] = field(default_factory=OrderedDict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"client_options": self.client_options, "rewards": self.rewards, "profile": self.profile}
+        return {
+            "client_options": self.client_options,
+            "rewards": self.rewards,
+            "profile": self.profile,
+            "shared": self.shared,
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(**state)  # type: ignore[misc]
@@ -77,6 +83,8 @@ class _Scorer:
 
     def submit(self, items: list[dict[str, Any]]) -> Future[ScoreResult]:
         """The batch's result, scored once however many functions ask for it."""
+        if not self.shared:  # one function: nothing to share, no key to compute
+            return self.client.submit(items, self.rewards, profile=self.profile)
         key = hashlib.sha256(json.dumps(items, sort_keys=True, default=repr).encode()).hexdigest()
         with self._lock:
             if key in self._recent:
@@ -141,6 +149,7 @@ class RewardFunction:
         ``reward_weights``. They share this function's client and score each batch once. Without names: the
         components of ``rewards``, or of ``profile`` as the server defines it."""
         names = names or tuple(self._component_names())
+        self._scorer.shared = True
         functions = []
         for index, component in enumerate(names):
             function = self._copy()
