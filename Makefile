@@ -45,6 +45,7 @@ bench-code: setup
 	$(BIN)/python -m bench.bench_code_service
 	$(BIN)/python -m bench.bench_harness
 	$(BIN)/python bench/bench_sandbox.py
+	$(BIN)/python -m bench.bench_trainer
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
