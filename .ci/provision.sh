@@ -3,10 +3,11 @@
 #
 #   .ci/provision.sh          (as root; non-interactive; idempotent: a second run takes seconds)
 #
-# Installs docker.io, bubblewrap and debootstrap with apt-get when missing, starts dockerd when no engine
-# answers (there may be no init system: it is started in the background, logging to /var/log/dockerd.log),
-# waits until `docker info` works, then builds the runtime image with sandboxes/images/build.sh (which needs no
-# image registry: it falls back to a Debian base made with debootstrap).
+# Installs docker.io, bubblewrap, debootstrap and docker-compose (Debian's Compose v1) with apt-get when
+# missing, starts dockerd when no engine answers (there may be no init system: it is started in the background,
+# logging to /var/log/dockerd.log), waits until `docker info` works, then builds the runtime image with
+# sandboxes/images/build.sh (which needs no image registry: it falls back to a Debian base made with
+# debootstrap).
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -27,8 +28,9 @@ install_missing_packages() {
     command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
     command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
     command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
+    command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)  # the compose stack's test
     if [ "${#missing[@]}" -eq 0 ]; then
-        log "docker.io, bubblewrap and debootstrap are installed"
+        log "docker.io, bubblewrap, debootstrap and docker-compose are installed"
         return
     fi
     log "installing ${missing[*]}"

@@ -7,6 +7,11 @@
 # chroot (the host has the network; a `docker build` may not), and the tree is `docker import`ed. The image
 # carries a label with a hash of its recipe: a second run with the same recipe does nothing.
 #
+# The base also serves the service image (the top-level Dockerfile builds its virtualenv on it), so it carries
+# python3-venv, and it trusts what the host trusts: CA certificates the host added under
+# /usr/local/share/ca-certificates (a TLS-inspecting proxy, a private package index) are copied in, so that pip in
+# a build on this base reaches the same index the host does.
+#
 # Environment:
 #   RLVR_DEBIAN_MIRROR     Debian mirror (default: the first deb.debian.org-style URI in the host's apt sources)
 #   RLVR_IMAGE_PACKAGES    toolchain packages (default below); RLVR_IMAGE_EXTRA_PACKAGES is appended to them
@@ -14,7 +19,8 @@ set -euo pipefail
 
 IMAGE="${1:-rlvr-base:bookworm}"
 SUITE=bookworm
-DEFAULT_PACKAGES="python3 gcc g++ libc6-dev openjdk-17-jdk-headless nodejs golang-go rustc"
+DEFAULT_PACKAGES="python3 python3-venv ca-certificates gcc g++ libc6-dev openjdk-17-jdk-headless nodejs golang-go rustc"
+HOST_CA_DIR=/usr/local/share/ca-certificates
 PACKAGES="${RLVR_IMAGE_PACKAGES:-$DEFAULT_PACKAGES} ${RLVR_IMAGE_EXTRA_PACKAGES:-}"
 
 host_mirror() {
@@ -23,7 +29,9 @@ host_mirror() {
 }
 MIRROR="${RLVR_DEBIAN_MIRROR:-$(host_mirror)}"
 MIRROR="${MIRROR:-http://deb.debian.org/debian}"
-RECIPE_HASH="$(printf '%s|%s|%s' "$SUITE" "$PACKAGES" "$(sha256sum "$0" | cut -c1-64)" | sha256sum | cut -c1-16)"
+host_cas() { find "$HOST_CA_DIR" -type f -name '*.crt' 2>/dev/null | sort; }
+CA_HASH="$(host_cas | xargs -r cat | sha256sum | cut -c1-16)"
+RECIPE_HASH="$(printf '%s|%s|%s|%s' "$SUITE" "$PACKAGES" "$(sha256sum "$0" | cut -c1-64)" "$CA_HASH" | sha256sum | cut -c1-16)"
 
 existing_hash() {
     docker image inspect --format '{{ index .Config.Labels "rlvr.recipe" }}' "$IMAGE" 2>/dev/null || true
@@ -71,6 +79,12 @@ quiet chroot "$ROOT" /usr/bin/env DEBIAN_FRONTEND=noninteractive apt-get -q upda
 # shellcheck disable=SC2086  # PACKAGES is a word list on purpose
 quiet chroot "$ROOT" /usr/bin/env DEBIAN_FRONTEND=noninteractive \
     apt-get -q install -y --no-install-recommends $PACKAGES
+if [ -n "$(host_cas)" ]; then
+    echo "base.sh: trusting the host's CA certificates: $(host_cas | xargs -r -n1 basename | tr '\n' ' ')"
+    mkdir -p "$ROOT$HOST_CA_DIR"
+    host_cas | xargs -r -I{} cp {} "$ROOT$HOST_CA_DIR/"
+    quiet chroot "$ROOT" update-ca-certificates
+fi
 quiet chroot "$ROOT" apt-get clean
 umount -l "$ROOT/dev" "$ROOT/proc"
 rm -rf "$ROOT"/var/lib/apt/lists/* "$ROOT"/var/cache/apt/* "$ROOT"/var/log/* "$ROOT"/tmp/* "$ROOT"/root/.cache
