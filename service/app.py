@@ -11,9 +11,12 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
+from service.auth import TokenSet
 from service.engine import Engine
 from service.errors import install_error_handlers
+from service.lifecycle import BatchGuard, Lifecycle
 from service.limits import BodySizeLimit
+from service.logs import RequestContext
 from service.metrics import Metrics
 from service.routes import checkers, health, nemo_gym, openrlhf, profiles, run, sandbox_fusion, score
 from service.settings import Settings
@@ -60,9 +63,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=_lifespan,
         default_response_class=SafeJSONResponse,
     )
-    app.state.rlvr = AppState(settings=settings, metrics=metrics, engine=engine)
+    tokens = TokenSet.from_settings(settings)
+    lifecycle = Lifecycle(settings.max_concurrent_batches_per_client, settings.shutdown_grace_s)
+    metrics.watch("rlvr_batches", lifecycle.stats)
+    app.state.rlvr = AppState(settings=settings, metrics=metrics, engine=engine, tokens=tokens, lifecycle=lifecycle)
     install_error_handlers(app)
+    # The last added is the outermost: every answer, a refusal too, carries X-Request-ID and gets its access line.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BatchGuard, lifecycle=lifecycle, tokens=tokens)
+    app.add_middleware(RequestContext)
     for routes in (score, profiles, openrlhf, sandbox_fusion, nemo_gym, run, checkers, health):
         app.include_router(routes.router)
     return app

@@ -7,15 +7,21 @@ ends the command with one line naming it, never a traceback.
 from __future__ import annotations
 
 import argparse
-import logging
+import math
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from service.settings import FIELDS, Settings, nested_values
 
-__all__ = ["main", "parser"]
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+__all__ = ["main", "parser", "serve"]
+
+STARTUP_FAILURE = 3  # uvicorn's exit code for a server that did not start
 
 
 def parser() -> argparse.ArgumentParser:
@@ -60,8 +66,9 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     try:
         settings = settings_from(args)
-        import uvicorn
+        from service.logs import configure_logging
 
+        configure_logging(settings.log_level, settings.log_format)
         from service.app import create_app
 
         app = create_app(settings)
@@ -69,8 +76,29 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(_describe(exc))
     except ProfileError as exc:
         sys.exit(f"rlvr: {exc}")
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level)
+    except OSError as exc:  # the tokens file, gone between the check and the read
+        sys.exit(f"rlvr: {exc}")
+    serve(app, settings)
+
+
+def serve(app: FastAPI, settings: Settings) -> None:
+    import uvicorn
+
+    from service.server import GracefulServer
+
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        log_config=None,  # uvicorn's loggers propagate to ours (service.logs), in the same format
+        access_log=False,  # service.logs.RequestContext logs each request, with its request id
+        timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_s),
+    )
+    server = GracefulServer(config, app.state.rlvr.lifecycle)
+    server.run()
+    if not server.started:  # uvicorn.run's answer to a server that could not start (a port in use)
+        sys.exit(STARTUP_FAILURE)
 
 
 if __name__ == "__main__":

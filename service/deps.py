@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
@@ -12,6 +11,8 @@ from service.errors import ApiError
 from service.state import AppState
 
 __all__ = ["EngineDep", "State", "get_engine", "get_state", "require_token"]
+
+_CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
 def get_state(request: Request) -> AppState:
@@ -31,10 +32,12 @@ def get_engine(state: State) -> Engine:
 EngineDep = Annotated[Engine, Depends(get_engine)]
 
 
-def require_token(state: State, authorization: Annotated[str | None, Header()] = None) -> None:
-    token = state.settings.api_token
-    if token is None:
+async def require_token(state: State, authorization: Annotated[str | None, Header()] = None) -> None:
+    # async: a sync dependency would run on a thread, and the token file's reload is not meant to race itself.
+    if not state.tokens.enabled:
         return
-    scheme, _, given = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not secrets.compare_digest(given.encode(), token.encode()):
-        raise ApiError(401, "unauthorized", "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
+    if authorization is None:
+        raise ApiError(401, "unauthorized", "missing header `Authorization: Bearer <token>`", headers=_CHALLENGE)
+    if state.tokens.client_of(authorization) is None:
+        message = "wrong bearer token: send `Authorization: Bearer <token>` with a token this service accepts"
+        raise ApiError(401, "unauthorized", message, headers=_CHALLENGE)

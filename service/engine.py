@@ -9,7 +9,7 @@ It knows nothing of HTTP. The routes, the CLI and the tests use it; so can a scr
         scored = engine.score(items, rewards={"math": {}})
 
 The path of a batch (``run``): each (item, checker) component is settled at once when it can be (an item
-over the test limit, a checker that cannot prepare it), found in the cross-batch cache, joined to an identical
+over a per-item limit, a checker that cannot prepare it), found in the cross-batch cache, joined to an identical
 component of the same batch, or becomes one unit of work for the executor its checker runs in
 (``Checker.runs_in``). Every executor with work admits the batch before any work starts, or the batch is
 refused whole with ``Overloaded`` (see ``service.executors``). Components combine into a reward by their
@@ -260,13 +260,29 @@ class Engine:
 
     def _settled(self, sample: Sample, planned: Planned) -> CheckResult | None:
         """A component's result known before any work: an item over a service limit, or no executor for it."""
-        limit = self.settings.max_tests
-        if planned.checker.reads_tests and isinstance(sample.tests, Sequence) and len(sample.tests) > limit:
-            reason = f"{len(sample.tests)} tests, more than the service's limit of {limit} (RLVR_MAX_TESTS)"
-            return CheckResult.unjudgeable(Status.INVALID_ITEM, FailureKind.INVALID_ITEM, reason, field="tests")
+        over = self._over_limit(sample, planned)
+        if over is not None:
+            field, reason = over
+            return CheckResult.unjudgeable(Status.INVALID_ITEM, FailureKind.INVALID_ITEM, reason, field=field)
         if planned.checker.runs_in not in self.executors:
             reason = f"{planned.checker.name}: no {planned.checker.runs_in} executor in this engine"
             return CheckResult.unjudgeable(Status.ERROR, FailureKind.INTERNAL_ERROR, reason)
+        return None
+
+    def _over_limit(self, sample: Sample, planned: Planned) -> tuple[str, str] | None:
+        """(field, reason) of the per-item limit this component's item passes: the item is masked, not its batch."""
+        checker = planned.checker
+        size = _code_bytes(sample.completion, self.settings.max_code_bytes) if checker.runs_in == "sandbox" else 0
+        if size > self.settings.max_code_bytes:  # a sandbox checker runs the completion's program
+            limit = self.settings.max_code_bytes
+            reason = (
+                f"a completion of {size} bytes, more than the service's limit of {limit} for code (RLVR_MAX_CODE_BYTES)"
+            )
+            return "completion", reason
+        tests = sample.tests
+        if checker.reads_tests and isinstance(tests, Sequence) and len(tests) > self.settings.max_tests:
+            limit = self.settings.max_tests
+            return "tests", f"{len(tests)} tests, more than the service's limit of {limit} (RLVR_MAX_TESTS)"
         return None
 
     async def _execute(self, name: str, units: list[_Unit], results: list[dict[str, CheckResult]]) -> None:
@@ -331,6 +347,13 @@ async def _sandbox_executor(settings: Settings) -> SandboxExecutor:
 def sample_of(item: ScoreItem) -> Sample:
     tests = tuple(item.tests) if item.tests is not None else None
     return Sample(item.completion, item.prompt, item.reference, item.language, tests)
+
+
+def _code_bytes(text: str, limit: int) -> int:
+    """The UTF-8 size of ``text``; not worked out (its length is returned) when it is surely under ``limit``."""
+    if 4 * len(text) <= limit:  # a character is at most 4 bytes
+        return len(text)
+    return len(text.encode("utf-8", "surrogatepass"))
 
 
 def _digest(*parts: str | None) -> bytes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -9,11 +10,12 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.types import Send
 
 from service.executors import Overloaded
 from service.specs import SpecError
 
-__all__ = ["ApiError", "error_response", "install_error_handlers"]
+__all__ = ["ApiError", "error_response", "install_error_handlers", "send_error"]
 
 log = logging.getLogger("rlvr.service")
 
@@ -38,6 +40,17 @@ def error_response(
     if detail is not None:
         body["detail"] = detail
     return JSONResponse(body, status_code=status_code, headers=headers)
+
+
+async def send_error(
+    send: Send, status_code: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> None:
+    """The same error body from ASGI middleware, which runs outside the app's exception handlers."""
+    body = json.dumps({"code": code, "message": message}).encode()
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    raw += [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status_code, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _validation_detail(exc: RequestValidationError) -> list[dict[str, Any]]:

@@ -131,7 +131,10 @@ class SandboxExecutor:
         waiting = self._admitted + jobs - self.capacity
         if self.sandbox is not None and self._admitted > 0 and waiting > self.queue_limit:
             self._refused += 1
-            message = f"the sandbox queue is full: {self._admitted} code jobs admitted for {self.capacity} sandboxes"
+            message = (
+                f"the sandbox queue is full: {self._admitted} code jobs admitted for {self.capacity} sandboxes, "
+                f"{jobs} more would pass the limit of {self.queue_limit} waiting (RLVR_SANDBOX_QUEUE_LIMIT)"
+            )
             raise Overloaded(message, self.retry_after_s)
         self._admitted += jobs
         try:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.errors import send_error
 
 __all__ = ["BodySizeLimit"]
 
@@ -50,9 +50,5 @@ class BodySizeLimit:
                 await self._reject(send)
 
     async def _reject(self, send: Send) -> None:
-        body = json.dumps(
-            {"code": "too_large", "message": f"request body exceeds {self.max_bytes} bytes (RLVR_MAX_BODY_BYTES)"}
-        ).encode()
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": 413, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        message = f"request body exceeds the limit of {self.max_bytes} bytes (RLVR_MAX_BODY_BYTES)"
+        await send_error(send, 413, "too_large", message)

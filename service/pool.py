@@ -30,7 +30,7 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 from rewards import Checker, CheckResult, FailureKind, Status
-from service import worker
+from service import logs, worker
 from service.worker import Task
 
 __all__ = ["PoolError", "TaskSpec", "WorkerPool"]
@@ -76,7 +76,7 @@ class _Worker:
         parent, child = ctx.Pipe(duplex=True)
         self.conn: Connection = parent
         self.process: BaseProcess = ctx.Process(  # type: ignore[attr-defined]
-            target=worker.serve, args=(child, registry), daemon=True
+            target=worker.serve, args=(child, registry, logs.current_setup()), daemon=True
         )
         self._child = child
 

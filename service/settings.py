@@ -21,15 +21,20 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from sandboxes.config import SandboxConfig, cores
 
-__all__ = ["FIELDS", "SandboxSettings", "Setting", "Settings", "markdown_table"]
+__all__ = ["FIELDS", "SandboxSettings", "Setting", "Settings", "is_token", "markdown_table"]
 
 ENV_PREFIX = "RLVR_"
+
+
+def is_token(text: str) -> bool:
+    """A bearer token we can accept: visible ASCII, no spaces, no commas (the list separator)."""
+    return bool(text) and all("!" <= char <= "~" and char != "," for char in text)
 
 
 def _read_profiles(value: str) -> Any:
@@ -59,7 +64,8 @@ class SandboxSettings(SandboxConfig):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+    # Errors never echo an input: it may be a token.
+    model_config = SettingsConfigDict(frozen=True, extra="forbid", allow_inf_nan=False, hide_input_in_errors=True)
 
     host: str = Field(default="127.0.0.1", description="Address to bind.")
     port: int = Field(default=8000, ge=0, le=65535, description="Port to bind.")
@@ -79,8 +85,29 @@ class Settings(BaseSettings):
         description="Most tests of one code item; an item with more is masked `invalid_item`, the rest of its batch "
         "is scored.",
     )
-    api_token: str | None = Field(
-        default=None, description="When set, requests must carry `Authorization: Bearer <token>`."
+    max_code_bytes: int = Field(
+        default=1 << 20,
+        ge=1,
+        description="Largest completion (UTF-8 bytes) of an item a code checker runs; a larger one is masked "
+        "`invalid_item`, the rest of its batch is scored.",
+    )
+    max_concurrent_batches_per_client: int = Field(
+        default=0,
+        ge=0,
+        description="Most requests one client may have in flight on the scoring and code routes (more -> 429, "
+        "`/run_code` 504); a client is its bearer token, or its address when no token is configured; 0: no limit.",
+    )
+    api_token: SecretStr | None = Field(
+        default=None, description="A bearer token: requests must carry `Authorization: Bearer <token>`."
+    )
+    api_tokens: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="More bearer tokens, comma-separated; any configured token is accepted.",
+    )
+    api_tokens_file: Path | None = Field(
+        default=None,
+        description="A file of bearer tokens, one per line, read again within a second of a change: rotate by "
+        "adding the new token, moving clients over, then removing the old one.",
     )
     profiles: Annotated[dict[str, dict[str, dict[str, Any]]], NoDecode] = Field(
         default_factory=dict,
@@ -91,12 +118,42 @@ class Settings(BaseSettings):
         default="r1-math", description="Profile of `/get_reward` and `/verify` requests that name none."
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field(default="info", description="Log level.")
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="`json`: every log line is one JSON object (for log collectors)."
+    )
+    shutdown_grace_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="On SIGTERM: seconds to finish the batches in flight (new ones get 503) before the rest are "
+        "answered 503 and the service exits.",
+    )
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings, description="Code sandboxes.")
 
     @field_validator("profiles", mode="before")
     @classmethod
     def _profiles_from_text(cls, value: Any) -> Any:
         return _read_profiles(value) if isinstance(value, str) else value
+
+    @field_validator("api_tokens", mode="before")
+    @classmethod
+    def _tokens_from_text(cls, value: Any) -> Any:
+        return [part.strip() for part in value.split(",") if part.strip()] if isinstance(value, str) else value
+
+    @field_validator("api_token", "api_tokens")
+    @classmethod
+    def _visible_tokens(cls, value: SecretStr | list[SecretStr] | None) -> SecretStr | list[SecretStr] | None:
+        # RFC 6750's token characters are visible ASCII (no spaces, no commas): any other could never match a header.
+        tokens = value if isinstance(value, list) else [value] if value is not None else []
+        if not all(is_token(token.get_secret_value()) for token in tokens):
+            raise ValueError("a token must be visible ASCII, without spaces or commas")
+        return value
+
+    @field_validator("api_tokens_file")
+    @classmethod
+    def _readable_file(cls, value: Path | None) -> Path | None:
+        if value is not None and not (value.is_file() and os.access(value, os.R_OK)):
+            raise ValueError(f"cannot read {str(value)!r}")
+        return value
 
     @classmethod
     def settings_customise_sources(

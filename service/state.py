@@ -1,10 +1,13 @@
-"""What the app holds: its settings, its metrics and its engine (started and closed by the app's lifespan)."""
+"""What the app holds: its settings, metrics, engine (started and closed by the app's lifespan), the bearer tokens
+it accepts and the batches it has in flight."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from service.auth import TokenSet
 from service.engine import Engine
+from service.lifecycle import Lifecycle
 from service.metrics import Metrics
 from service.settings import Settings
 
@@ -16,6 +19,8 @@ class AppState:
     settings: Settings
     metrics: Metrics
     engine: Engine
+    tokens: TokenSet
+    lifecycle: Lifecycle
 
     @property
     def ready(self) -> bool:

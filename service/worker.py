@@ -17,6 +17,7 @@ from functools import lru_cache
 from multiprocessing.connection import Connection
 
 from rewards import CHECKERS, Checker, CheckerSettings, CheckResult, FailureKind, Sample, Status, load_checker
+from service.logs import LogSetup, configure_logging
 
 __all__ = ["Task", "cpu_registry", "run_task", "serve"]
 
@@ -62,9 +63,11 @@ def _load(registry: Mapping[str, str]) -> dict[str, Checker]:
     return checkers
 
 
-def serve(conn: Connection, registry: Mapping[str, str]) -> None:
+def serve(conn: Connection, registry: Mapping[str, str], log_setup: LogSetup | None = None) -> None:
     """Entry point of a worker process: load and warm the checkers, then serve chunks until told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
+    if log_setup is not None:  # log as the service does (one JSON object a line, say), not Python's bare default
+        configure_logging(*log_setup)
     checkers = _load(registry)
     for checker in checkers.values():
         if checker.warm is not None:

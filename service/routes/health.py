@@ -1,4 +1,8 @@
-"""`/healthz` (alive), `/readyz` (pools up), `/metrics` (Prometheus)."""
+"""`/healthz` (alive), `/readyz` (pools up, not shutting down), `/metrics` (Prometheus).
+
+All three answer without a bearer token: Kubernetes probes and Prometheus scrapes send none, and none of them
+shows a token or a completion.
+"""
 
 from __future__ import annotations
 
@@ -20,9 +24,11 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="The worker pool is up; which sandbox backend serves code")
+@router.get("/readyz", summary="The worker pool is up and not shutting down; which sandbox backend serves code")
 async def readyz(state: State) -> JSONResponse:
     engine = state.engine
+    if state.lifecycle.draining:  # load balancers stop sending here while the batches in flight finish
+        return JSONResponse({"status": "shutting_down", "workers": None, "sandbox": None}, status_code=503)
     if not state.ready:
         return JSONResponse({"status": "starting", "workers": None, "sandbox": None}, status_code=503)
     sandbox = engine.sandbox

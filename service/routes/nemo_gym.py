@@ -244,7 +244,8 @@ async def verify(
     """The request echoed back with its reward: `math` for a math request, `code` for a code request."""
     name = body.default_profile() if profile is None else profile
     engine.resolver.profile_spec(["query", "profile"], name)
-    response = await score_batch(ScoreRequest(profile=name, items=[body.score_item()]), state, engine)
+    request = ScoreRequest(profile=name, items=[body.score_item()])
+    response = await score_batch(request, state, engine, door="/verify")
     return _verify_response(body, response.results[0])
 
 

@@ -126,7 +126,7 @@ async def _get_reward(body: GetRewardRequest, profile: str, state: AppState, eng
     if not_found:
         where = ", ".join(map(str, sorted(not_found)[:20]))
         log.warning("get_reward: queries %s do not start with their prompt; scored whole", where)
-    response = await score_batch(ScoreRequest(profile=profile, items=items), state, engine)
+    response = await score_batch(ScoreRequest(profile=profile, items=items), state, engine, door="/get_reward")
     return _openrlhf_response(response, not_found)
 
 

@@ -83,8 +83,10 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 async def run(body: RunRequest, engine: EngineDep) -> RunResponse:
     if engine.sandbox is None:
         raise ApiError(503, "no_sandbox", f"no code sandbox: {engine.sandbox_reason}", headers={"Retry-After": "30"})
-    if len(body.programs) * len(body.inputs) > _MAX_RUNS:
-        raise ApiError(413, "too_many_runs", f"programs x inputs exceeds {_MAX_RUNS}")
+    planned = len(body.programs) * len(body.inputs)
+    if planned > _MAX_RUNS:
+        message = f"{len(body.programs)} programs x {len(body.inputs)} inputs = {planned} runs, more than the limit of "
+        raise ApiError(413, "too_many_runs", message + f"{_MAX_RUNS} runs per request (fixed)")
     available = engine.sandbox.languages
     for index, program in enumerate(body.programs):
         try:
