@@ -71,6 +71,7 @@ from sandboxes.base import (
     Sandbox,
     SandboxError,
     SandboxJobFailed,
+    SandboxLost,
     SandboxOverloaded,
     SandboxUnavailable,
 )
@@ -829,6 +830,9 @@ def _judge_safely(plan: ItemPlan, result: JobResult, settings: CodeSettings) -> 
     return _item_result(plan, outcomes, result, settings.mode), None
 
 
+_LOST = "lost: "  # marks a failure that SandboxLost caused
+
+
 async def _attempt(sandbox: Sandbox, plan: ItemPlan, settings: CodeSettings) -> tuple[CheckResult, str | None]:
     """One try of the job: (its result, why the sandbox failed under the job, or None)."""
     try:
@@ -842,6 +846,9 @@ async def _attempt(sandbox: Sandbox, plan: ItemPlan, settings: CodeSettings) -> 
     except SandboxJobFailed as exc:
         masked = CheckResult.unjudgeable(Status.ERROR, FailureKind.SANDBOX_ERROR, f"sandbox error: {exc}")
         return masked, str(exc)
+    except SandboxLost as exc:  # taken away from outside (engine restart, container killed): retried, never blamed
+        masked = CheckResult.unjudgeable(Status.ERROR, FailureKind.SANDBOX_ERROR, f"sandbox lost: {exc}")
+        return masked, f"{_LOST}{exc}"
     except SandboxError as exc:  # the pool itself is closed or dead: ours, and no retry can help
         return CheckResult.unjudgeable(Status.ERROR, FailureKind.SANDBOX_ERROR, f"sandbox error: {exc}"), None
     try:
@@ -864,6 +871,8 @@ async def check(sample: Sample, settings: CodeSettings, sandbox: Sandbox) -> Che
         return result
     retried, failure_again = await _attempt(sandbox, plan, settings)
     if failure_again is None:
+        return retried
+    if _LOST in (failure[: len(_LOST)], failure_again[: len(_LOST)]):  # ours to mask, not the program's to pay for
         return retried
     return _broke_sandbox(
         plan, f"the sandbox failed twice under this program: {failure}; then: {failure_again}", settings.mode

@@ -11,6 +11,7 @@ from sandboxes.base import (
     Sandbox,
     SandboxError,
     SandboxJobFailed,
+    SandboxLost,
     SandboxOverloaded,
     SandboxUnavailable,
 )
@@ -26,6 +27,7 @@ __all__ = [
     "Sandbox",
     "SandboxError",
     "SandboxJobFailed",
+    "SandboxLost",
     "SandboxOverloaded",
     "SandboxUnavailable",
 ]

@@ -22,9 +22,18 @@ compile (its "build" is the source), so a repeated script skips that extra proce
 
 Errors: a runner that hangs past the deadline, dies, or answers garbage (an unreadable or oversized result)
 raises ``SandboxJobFailed`` for that job (its slot is replaced; the caller may retry the job once on a fresh
-one); a pool that is closed or dead before the job reached a runner raises a plain ``SandboxError``;
+one); an instance its backend says was taken away from outside (``SandboxLost``: a restarted Docker engine)
+raises that, and is replaced too; a pool that is closed or down before the job reached a runner raises a plain
+``SandboxError``;
 ``SandboxOverloaded`` when more than ``queue_limit`` jobs already wait; an unknown or unavailable language
 raises ``sandboxes.languages.UnknownLanguage`` (a ValueError: the caller's mistake).
+
+Recovery: a slot whose instance died while idle (``Channel.alive``) is replaced instead of being given a job. A
+slot that fails to start is tried again, backing off to every ``RESTART_MAX_DELAY_S``, for as long as the pool is
+open; after ``RECYCLE_ATTEMPTS`` failures over at least ``RESTART_GRACE_S`` (a restarting engine is away for a few
+seconds: the jobs waiting meanwhile run late rather than fail) it counts as lost, and when no live slot is left
+the pool is down: jobs fail fast with ``SandboxError`` until a start succeeds again (the Docker engine is back),
+which brings the pool back up without a restart of the service.
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -48,6 +58,7 @@ from sandboxes.base import (
     RunStatus,
     SandboxError,
     SandboxJobFailed,
+    SandboxLost,
     SandboxOverloaded,
     SandboxUnavailable,
 )
@@ -72,7 +83,12 @@ BREACHES = frozenset({RunStatus.TLE, RunStatus.MLE, RunStatus.OLE})
 COMPILE_OUTPUT_BYTES = 4 << 20
 COMPILE_STACK_MB = 64  # compilers are threaded (go, rustc, javac): glibc gives each thread RLIMIT_STACK
 COMPILE_PROCESSES = 256  # go build and rustc run many threads; a compiler is not the hostile party here
-RECYCLE_ATTEMPTS = 5
+RECYCLE_ATTEMPTS = 5  # failed starts before a slot counts as lost (and the pool, with no live slot, is down)
+# ... and for at least this long: a restarting Docker engine is away for a few seconds, and the jobs that wait
+# for its slots meanwhile had better run late than fail
+RESTART_GRACE_S = 10.0
+RESTART_FIRST_DELAY_S = 0.2
+RESTART_MAX_DELAY_S = 5.0  # a lost slot is tried this often: a pool is back this soon after its engine
 RUNNER_PROTOCOL = 3  # sandboxes/runner.py's PROTOCOL: a runner that speaks another one is refused at start
 ARTIFACT_MAX_BYTES = 64 << 20  # a build larger than this (or than the cache) is not kept
 ARTIFACT_MAX_FILES = 256
@@ -91,6 +107,10 @@ class Channel(Protocol):
 
     async def destroy(self) -> None:
         """Kill the runner and everything in its sandbox; idempotent."""
+        ...
+
+    def alive(self) -> bool:
+        """False when the runner is known to be gone (its stream ended): a job sent to it could only fail."""
         ...
 
 
@@ -387,6 +407,7 @@ class SlotPool:
         self._busy = 0
         self._live = 0
         self._closed = False
+        self._closing = asyncio.Event()  # wakes the slots that wait to try another start
         self._dead_reason: str | None = None
         self._counts: Counter[str] = Counter()
         self._statuses: Counter[str] = Counter()
@@ -413,10 +434,20 @@ class SlotPool:
             self._add_slot(channel)
 
     def _add_slot(self, channel: Channel) -> None:
+        if self._dead_reason is not None:
+            self._revive()
         slot = _Slot(channel)
         self._all.add(slot)
         self._live += 1
         self._idle.put_nowait(slot)
+
+    def _revive(self) -> None:
+        """A slot started again in a pool that was down: it is up, and the queue loses its 'down' marker."""
+        logger.warning("%s: a sandbox started again; the pool is back up", self.backend)
+        self._dead_reason = None
+        kept = [item for item in (self._idle.get_nowait() for _ in range(self._idle.qsize())) if item is not None]
+        for item in kept:
+            self._idle.put_nowait(item)
 
     async def _open_channel(self) -> Channel:
         channel = await asyncio.wait_for(self._start_channel(), self._config.start_timeout_s)
@@ -550,13 +581,18 @@ class SlotPool:
         self._admit()
         self._waiting += 1
         try:
-            slot = await self._idle.get()
+            while True:
+                slot = await self._idle.get()
+                if slot is None:  # the pool went down or closed while we waited: pass the news on
+                    self._idle.put_nowait(None)
+                    raise SandboxError(self._dead_reason or "the sandbox pool is closed", backend=self.backend)
+                if slot.channel.alive():
+                    return slot
+                # it died while idle (an engine that restarted): replace it, and wait for another
+                self._counts["slots_died_idle"] += 1
+                self._spawn(self._recycle(slot))
         finally:
             self._waiting -= 1
-        if slot is None:  # the pool died or closed while we waited: pass the news on
-            self._idle.put_nowait(None)
-            raise SandboxError(self._dead_reason or "the sandbox pool is closed", backend=self.backend)
-        return slot
 
     async def _exchange(self, slot: _Slot, payload: bytes, deadline_s: float) -> _Reply:
         try:
@@ -574,7 +610,7 @@ class SlotPool:
         except (EOFError, OSError) as exc:
             self._counts["sandbox_errors"] += 1
             raise SandboxJobFailed(f"the runner is gone: {exc}", backend=self.backend) from exc
-        except SandboxJobFailed as exc:
+        except (SandboxJobFailed, SandboxLost) as exc:
             self._counts["sandbox_errors"] += 1
             exc.backend = self.backend
             raise
@@ -616,32 +652,47 @@ class SlotPool:
 
     async def _recycle(self, slot: _Slot) -> None:
         await self._destroy(slot)
-        delay = 0.2
-        for attempt in range(RECYCLE_ATTEMPTS):
-            if self._closed:
-                return
+        await self._restart()
+
+    async def _restart(self) -> None:
+        """Start a slot in place of a destroyed one, trying again (backing off) until one starts or the pool
+        closes; after RECYCLE_ATTEMPTS failures over RESTART_GRACE_S the slot counts as lost, and with none live
+        the pool is down."""
+        delay = RESTART_FIRST_DELAY_S
+        attempt = 0
+        began = asyncio.get_running_loop().time()
+        lost = False
+        while not self._closed:
             try:
                 channel = await self._open_channel()
-            except Exception as exc:  # whatever kept it from starting: retry, then give the slot up
-                logger.warning("%s: starting a sandbox failed (attempt %d): %s", self.backend, attempt + 1, exc)
-                await asyncio.sleep(delay)
-                delay *= 2
+            except Exception as exc:  # whatever kept it from starting: try again later
+                attempt += 1
+                if attempt <= RECYCLE_ATTEMPTS or attempt & (attempt - 1) == 0:  # then less and less often
+                    logger.warning("%s: starting a sandbox failed (attempt %d): %s", self.backend, attempt, exc)
+                waited = asyncio.get_running_loop().time() - began
+                if not lost and attempt >= RECYCLE_ATTEMPTS and waited >= RESTART_GRACE_S:
+                    lost = True
+                    self._on_slot_lost()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._closing.wait(), delay)
+                delay = min(delay * 2, RESTART_MAX_DELAY_S)
                 continue
             if self._closed:
                 await channel.destroy()
                 return
             self._add_slot(channel)
             return
-        self._on_slot_lost()
 
     def _on_slot_lost(self) -> None:
-        if self._live == 0 and not self._closed:
+        if self._live == 0 and not self._closed and self._dead_reason is None:
             self._dead_reason = f"{self.backend}: every sandbox instance failed to restart"
+            logger.error("%s: the pool is down (no sandbox starts); it comes back when one does", self.backend)
             self._idle.put_nowait(None)
 
     async def close(self) -> None:
         """Destroy every instance, idle or busy; waiting jobs get SandboxError."""
         self._closed = True
+        self._closing.set()
         self._idle.put_nowait(None)
         if self._tasks:  # recycles see _closed and stop; a start in flight is bounded by start_timeout_s
             _, pending = await asyncio.wait(set(self._tasks), timeout=self._config.start_timeout_s)
@@ -662,6 +713,7 @@ class SlotPool:
             "queue_depth": self._waiting,
             "jobs": self._counts["jobs"],
             "recycles": self._counts["recycles"],
+            "slots_died_idle": self._counts["slots_died_idle"],
             "sandbox_errors": self._counts["sandbox_errors"],
             "runs_by_status": dict(self._statuses),
             "compile_cache_hits": self._counts["compile_cache_hits"],

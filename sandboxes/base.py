@@ -5,9 +5,12 @@ Exceptions::
     SandboxError                 our sandbox broke (never "the program failed": that is a RunStatus)
     ├── SandboxUnavailable       no backend can run here (no Docker engine, no bwrap, image missing)
     ├── SandboxOverloaded        the bounded queue is full; retry later
-    └── SandboxJobFailed         the instance failed while it held the job (its runner died, hung or answered
-                                 garbage): retried once on a fresh instance; if it happens again, the program
-                                 is the likely cause
+    ├── SandboxJobFailed         the instance failed while it held the job (its runner died, hung or answered
+    │                            garbage): retried once on a fresh instance; if it happens again, the program
+    │                            is the likely cause
+    └── SandboxLost              the instance was taken away under the job by what runs it (the Docker engine
+                                 restarted or went away, its container was removed or killed from outside):
+                                 never the program's doing, so never held against it
 
 A job is one program in one language: it is compiled once (for compiled languages), then every run of the
 job executes the compiled program with its own stdin, in a fresh work dir, as a fresh process group, under the
@@ -32,6 +35,7 @@ __all__ = [
     "Sandbox",
     "SandboxError",
     "SandboxJobFailed",
+    "SandboxLost",
     "SandboxOverloaded",
     "SandboxUnavailable",
 ]
@@ -58,6 +62,10 @@ class SandboxUnavailable(SandboxError):
 
 
 class SandboxJobFailed(SandboxError):
+    pass
+
+
+class SandboxLost(SandboxError):
     pass
 
 

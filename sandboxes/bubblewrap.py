@@ -246,6 +246,10 @@ class _BwrapChannel:
             raise self._gone("the runner exited")
         return line
 
+    def alive(self) -> bool:
+        stdout = self._process.stdout
+        return not self._destroyed and self._process.returncode is None and not (stdout and stdout.at_eof())
+
     async def destroy(self) -> None:
         if self._destroyed:
             return

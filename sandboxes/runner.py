@@ -1,9 +1,11 @@
 """The resident runner: a standalone, stdlib-only Python 3 script that runs INSIDE a sandbox instance.
 
-It imports nothing from the project: backends bind-mount this file read-only into the sandbox and start it as
-``python3 -I -S runner.py --work-base /work --scratch /tmp --kill-strays [--harness-uid H --candidate-uid C
---gid G]``. It should be the sandbox's PID 1 (bwrap ``--as-pid-1``; a container whose command is the runner,
-without ``--init``): then it reaps every orphan, and no signal from inside the sandbox can stop it.
+It imports nothing from the project and needs no file of its own: the bubblewrap backend bind-mounts it read-only
+and starts ``python3 -I -S runner.py --work-base /work --scratch /tmp --kill-strays [--harness-uid H
+--candidate-uid C --gid G]``; the docker backend passes its source as the command (``python3 -I -S -c <source>
+--work-base ...``), so that a service running in a container needs no host path to give its sandboxes. It
+should be the sandbox's PID 1 (bwrap ``--as-pid-1``; a container whose command is the runner, without
+``--init``): then it reaps every orphan, and no signal from inside the sandbox can stop it.
 
 Three parties, three uids (``separation: "uid"``): the runner is uid 0 of the sandbox with only the
 capabilities it needs (SETUID, SETGID, CHOWN, FOWNER, DAC_OVERRIDE, KILL); candidate programs (compile step and
@@ -90,9 +92,11 @@ import os
 import sys
 
 # Beside this file lives the project's sandboxes/select.py, which would shadow the stdlib's select (selectors
-# imports it) if the runner is started from its own directory without -I / -P.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [entry for entry in sys.path if os.path.abspath(entry or ".") != _HERE]
+# imports it) if the runner is started from its own directory without -I / -P. Started with -c there is no file
+# (and -I keeps the current dir off sys.path).
+if "__file__" in globals():
+    _HERE = os.path.dirname(os.path.abspath(__file__))
+    sys.path[:] = [entry for entry in sys.path if os.path.abspath(entry or ".") != _HERE]
 
 import argparse  # noqa: E402
 import base64  # noqa: E402

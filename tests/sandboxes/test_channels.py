@@ -11,21 +11,29 @@ import asyncio
 import socket
 import struct
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
 
+import docker.errors
 import pytest
 
+from sandboxes import docker as docker_backend
 from sandboxes._pool import Channel
+from sandboxes.base import SandboxLost
 from sandboxes.bubblewrap import _BwrapChannel
 from sandboxes.config import SandboxConfig
-from sandboxes.docker import _AttachChannel
+from sandboxes.docker import DockerSandbox, _AttachChannel
 
 LIMIT = 1 << 18
 CHUNK = 1 << 14
 
 
 async def _nothing() -> None:
+    return None
+
+
+async def _the_runners_own_end() -> str | None:
     return None
 
 
@@ -65,7 +73,7 @@ async def _docker_channel(line: bytes) -> AsyncIterator[Channel]:
     ours, theirs = socket.socketpair()
     theirs.setblocking(False)
     reader, writer = await asyncio.open_connection(sock=ours, limit=1 << 20)
-    channel = _AttachChannel("0" * 64, reader, writer, _nothing, LIMIT)
+    channel = _AttachChannel("0" * 64, reader, writer, _nothing, LIMIT, _the_runners_own_end)
     sender = asyncio.create_task(asyncio.get_running_loop().sock_sendall(theirs, _frames(line)))
     try:
         yield channel
@@ -109,3 +117,72 @@ def test_the_line_limit_leaves_room_for_the_result_budget_in_base64() -> None:
     assert config.max_result_mb == 64
     assert config.result_line_bytes == (64 << 20) * 4 // 3 + (1 << 20)
     assert SandboxConfig(max_result_mb=1).result_line_bytes == (1 << 20) * 4 // 3 + (1 << 20)
+
+
+def _engine_says(reason: str | None) -> Callable[[], Awaitable[str | None]]:
+    async def why_gone() -> str | None:
+        return reason
+
+    return why_gone
+
+
+@pytest.mark.parametrize(
+    ("reason", "raised"),
+    [
+        pytest.param(None, EOFError, id="the_runners_own_end_may_be_the_programs_doing"),
+        pytest.param("the Docker engine does not answer", SandboxLost, id="the_engine_took_it_away"),
+    ],
+)
+async def test_a_docker_runner_whose_stream_ends_is_diagnosed(reason: str | None, raised: type[Exception]) -> None:
+    ours, theirs = socket.socketpair()
+    reader, writer = await asyncio.open_connection(sock=ours, limit=1 << 20)
+    channel = _AttachChannel("0" * 64, reader, writer, _nothing, LIMIT, _engine_says(reason))
+    try:
+        assert channel.alive()
+        theirs.close()  # the container died: its attach stream ends
+        for _ in range(100):
+            if not channel.alive():
+                break
+            await asyncio.sleep(0.01)
+        assert not channel.alive()  # an idle slot is known dead before a job is sent to it
+        with pytest.raises(raised, match=reason or "the runner is gone"):
+            await asyncio.wait_for(channel.read_line(), 30)
+    finally:
+        await channel.destroy()
+
+
+class InspectingEngine:
+    """client.api.inspect_container answering one container's state, or failing as ``error`` says."""
+
+    def __init__(self, state: dict[str, Any] | None = None, error: Exception | None = None) -> None:
+        self.api = self
+        self._state = state or {}
+        self._error = error
+
+    def inspect_container(self, container_id: str) -> dict[str, Any]:
+        if self._error is not None:
+            raise self._error
+        return {"Id": container_id, "State": self._state}
+
+
+@pytest.mark.parametrize(
+    ("engine", "lost"),
+    [
+        pytest.param(InspectingEngine(error=docker.errors.NotFound("gone")), "container was removed", id="removed"),
+        pytest.param(InspectingEngine(error=ConnectionError("refused")), "does not answer", id="engine_down"),
+        pytest.param(InspectingEngine({"ExitCode": 137}), "killed from outside", id="killed"),
+        pytest.param(InspectingEngine({"ExitCode": 143}), "killed from outside", id="terminated"),
+        pytest.param(InspectingEngine({"ExitCode": 137, "OOMKilled": True}), None, id="its_memory_cap"),
+        pytest.param(InspectingEngine({"ExitCode": 1}), None, id="the_runner_exited"),
+        pytest.param(InspectingEngine({"Running": True}), None, id="still_running_its_stream_broke"),
+    ],
+)
+def test_a_docker_runners_end_is_the_engines_doing_only_when_the_engine_says_so(
+    monkeypatch: pytest.MonkeyPatch, engine: InspectingEngine, lost: str | None
+) -> None:
+    """Only what nothing inside a container can cause is SandboxLost; the rest may be the program's doing."""
+    monkeypatch.setattr(docker_backend, "GONE_SETTLE_S", 0.05)
+    sandbox = DockerSandbox(SandboxConfig(pool_size=1, docker_base_url="tcp://127.0.0.1:1"))
+    sandbox._client = engine
+    reason = sandbox._why_gone("0" * 64)
+    assert reason is None if lost is None else lost in (reason or "")

@@ -240,6 +240,9 @@ class ScriptedChannel:
     async def destroy(self) -> None:
         self.lines, self.job = [], None
 
+    def alive(self) -> bool:
+        return True
+
     async def read_line(self) -> bytes:
         if not self.lines and self.job is not None:
             job, self.job = self.job, None

@@ -7,17 +7,21 @@ file checks what only the docker backend promises.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import docker.errors
 import pytest
 
-from sandboxes._reaper import OWNER_LABEL, SANDBOX_LABEL
-from sandboxes.base import Job, Limits, Run, RunStatus, Sandbox, SandboxUnavailable
+from sandboxes._claims import CLAIM_LABEL
+from sandboxes._reaper import OWNER_LABEL, SANDBOX_LABEL, container_candidates, own_container
+from sandboxes.base import Job, Limits, Run, RunStatus, Sandbox, SandboxLost, SandboxUnavailable
 from sandboxes.config import SandboxConfig
 from sandboxes.docker import INSTANCE_LABEL, DockerSandbox, connect_engine
 from sandboxes.select import open_sandbox
@@ -105,7 +109,11 @@ INSIDE = {
         "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('NoNewPrivs')])",
         "['1']",
     ),
-    "runner_is_pid_1": ("print('/opt/rlvr/runner.py' in open('/proc/1/cmdline').read().split(chr(0)))", "True"),
+    "runner_is_pid_1_from_its_inline_source": (  # no file of the service's is mounted
+        "a = open('/proc/1/cmdline').read().split(chr(0))\n"
+        "print(a[:4], 'rlvr resident runner' in a[4], [l for l in open('/proc/self/mountinfo') if 'runner' in l])",
+        "['python3', '-I', '-S', '-c'] True []",
+    ),
 }
 
 
@@ -215,6 +223,61 @@ async def test_start_reaps_orphans_of_dead_owners(client: Any, owner: str, reape
             orphan.remove(force=True)
 
 
+def _owner_container(client: Any, state: str) -> str:
+    """The id of a container in ``state`` (running, stopped, removed), as a containerised service's would be."""
+    container = client.containers.create(CONFIG.image, ["sleep", "60"], network_mode="none", stop_signal="SIGKILL")
+    if state in ("running", "stopped"):
+        container.start()
+    if state == "stopped":
+        container.stop(timeout=0)
+    if state == "removed":
+        container.remove(force=True)
+    return str(container.id)
+
+
+@pytest.mark.parametrize(
+    ("state", "reaped"),
+    [
+        pytest.param("stopped", True, id="its_container_stopped"),
+        pytest.param("removed", True, id="its_container_removed"),
+        pytest.param("running", False, id="its_container_runs"),
+    ],
+)
+async def test_orphans_of_a_service_in_a_container_are_reaped_when_its_container_stops(
+    client: Any, state: str, reaped: bool
+) -> None:
+    owner_container = _owner_container(client, state)
+    orphan = _labelled_container(client, f"container:{owner_container}/1/1")
+    try:
+        opened = await _open(CONFIG)
+        await opened.close()
+        still_there = bool(client.api.containers(all=True, filters={"id": orphan.id}))
+        assert still_there is not reaped
+    finally:
+        for container in (orphan.id, owner_container):
+            with contextlib.suppress(docker.errors.NotFound):
+                client.api.remove_container(container, force=True)
+
+
+PRINT_WHERE_I_RUN = "cat /proc/self/mountinfo; echo ==; cat /proc/self/cgroup; echo ==; hostname; sleep 60"
+
+
+def test_a_process_in_a_container_finds_its_container_on_the_engine(client: Any) -> None:
+    container = client.containers.run(CONFIG.image, ["sh", "-c", PRINT_WHERE_I_RUN], detach=True, network_mode="none")
+    try:
+        for _ in range(100):
+            seen = container.logs().decode()
+            if seen.count("==") == 2 and seen.rstrip().rpartition("\n")[2]:
+                break
+            time.sleep(0.1)
+        mountinfo, cgroup, hostname = seen.split("==\n")
+        candidates = container_candidates(mountinfo, cgroup, hostname.strip())
+        assert candidates[0] == container.id  # from the engine's bind mounts, in full
+        assert own_container(client, candidates, hostname.strip()) == container.id
+    finally:
+        container.remove(force=True)
+
+
 CRASH = """
 import asyncio, os
 from sandboxes.config import SandboxConfig
@@ -232,12 +295,13 @@ async def test_containers_of_a_crashed_service_are_reaped_by_the_next(client: An
     repo = Path(__file__).resolve().parents[2]
     crashed = subprocess.run([sys.executable, "-c", CRASH], cwd=repo, capture_output=True, text=True, check=True)
     owner = crashed.stdout.strip()
-    orphans = client.containers.list(all=True, filters={"label": f"{OWNER_LABEL}={owner}"})
-    assert len(orphans) == 2
+    orphans = client.api.containers(all=True, filters={"label": f"{OWNER_LABEL}={owner}"})
+    claims = [orphan for orphan in orphans if CLAIM_LABEL in orphan["Labels"]]
+    assert (len(orphans), len(claims)) == (3, 1)  # two sandboxes and the claim of its uid block
     opened = await _open(CONFIG)
     await opened.close()
-    assert client.containers.list(all=True, filters={"label": f"{OWNER_LABEL}={owner}"}) == []
-    assert opened.stats()["orphans_reaped"] >= 2
+    assert client.api.containers(all=True, filters={"label": f"{OWNER_LABEL}={owner}"}) == []
+    assert opened.stats()["orphans_reaped"] >= 3
 
 
 @pytest.mark.parametrize(
@@ -266,6 +330,34 @@ async def test_parallel_slots_do_not_share_a_process_budget() -> None:
         result = await opened.run(worker)
         await first_bomb
         assert [(run.status, run.stdout) for run in result.runs] == [(RunStatus.OK, "ok\n")] * 5
+    finally:
+        await opened.close()
+
+
+@pytest.mark.parametrize(
+    ("how", "reason"),
+    [
+        pytest.param("kill", "killed from outside", id="killed_by_an_operator"),
+        # the runner's stream may end before the removal does: killed, then removed
+        pytest.param("remove", "removed|killed from outside", id="removed_by_an_operator"),
+    ],
+)
+async def test_a_container_taken_away_under_a_job_is_lost_not_the_programs_fault(
+    client: Any, how: str, reason: str
+) -> None:
+    opened = await _open(CONFIG)
+    try:
+        job = Job(language="python", source="import time\ntime.sleep(30)", runs=[Run()], limits=Limits(timeout_s=40))
+        running = asyncio.create_task(opened.run(job))
+        await asyncio.sleep(1.0)
+        (container,) = _own_containers(client, opened)
+        if how == "kill":
+            container.kill()
+        else:
+            container.remove(force=True)
+        with pytest.raises(SandboxLost, match=reason):
+            await asyncio.wait_for(running, 30)
+        assert await _python(opened, "print(6 * 7)") == (RunStatus.OK, "42")  # a fresh slot took its place
     finally:
         await opened.close()
 

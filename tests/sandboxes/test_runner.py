@@ -20,8 +20,9 @@ import pytest
 
 from sandboxes import runner as runner_module
 from sandboxes._pool import RUNNER_PROTOCOL, decode_result, encode_job, job_deadline
-from sandboxes.base import ExecResult, Harness, Job, Limits, Run, RunStatus, SandboxError
+from sandboxes.base import ExecResult, Harness, Job, Limits, Run, RunStatus, SandboxError, SandboxUnavailable
 from sandboxes.config import SandboxConfig
+from sandboxes.docker import MAX_ARG_BYTES, runner_source
 from sandboxes.languages import resolve_language
 
 RUNNER = Path(__file__).parents[2] / "sandboxes" / "runner.py"
@@ -404,6 +405,47 @@ def test_the_runner_starts_from_its_own_directory_without_isolation_flags(tmp_pa
     hello, answer = process.stdout.splitlines()
     assert json.loads(hello)["ready"] is True
     assert _texts(json.loads(answer)["runs"][0])["stdout"] == "ok\n"
+
+
+@pytest.mark.parametrize(
+    "how",
+    [
+        pytest.param(["-I", "-S", str(RUNNER)], id="from_its_file"),
+        pytest.param(["-I", "-S", "-c", RUNNER.read_text()], id="from_its_source_inline_as_the_docker_backend"),
+    ],
+)
+def test_the_runner_needs_no_file_of_its_own(tmp_path: Path, how: list[str]) -> None:
+    process = subprocess.run(
+        [sys.executable, *how, "--work-base", str(tmp_path)],
+        input=encode_job(_python("print('ok')"), resolve_language("python"), CONFIG),
+        capture_output=True,
+        timeout=30,
+        cwd=tmp_path,
+    )
+    hello, answer = process.stdout.splitlines()
+    assert json.loads(hello)["ready"] is True
+    assert _texts(json.loads(answer)["runs"][0])["stdout"] == "ok\n"
+
+
+@pytest.mark.parametrize(
+    ("size", "fits"),
+    [
+        pytest.param(None, True, id="the_runner_itself"),
+        pytest.param(MAX_ARG_BYTES - 1, True, id="just_fits_with_its_nul"),
+        pytest.param(MAX_ARG_BYTES, False, id="one_byte_too_many"),
+    ],
+)
+def test_the_runner_fits_in_one_argument_of_a_command(tmp_path: Path, size: int | None, fits: bool) -> None:
+    """The docker backend passes the source as one argument (Linux: MAX_ARG_STRLEN, 128 KiB with the NUL)."""
+    path = RUNNER
+    if size is not None:
+        path = tmp_path / "runner.py"
+        path.write_text("#" * (size - 1) + "\n")
+    if fits:
+        assert runner_source(path) == path.read_text()
+    else:
+        with pytest.raises(SandboxUnavailable, match="at most 131072 bytes in one; make it smaller"):
+            runner_source(path)
 
 
 PROBE = (
