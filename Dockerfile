@@ -15,8 +15,10 @@
 #     the host. The entrypoint joins the socket's group and drops to uid 10001 (see deploy/docker-entrypoint.sh).
 #   - bubblewrap backend (RLVR_SANDBOX_BACKEND=bubblewrap, --build-arg EXTRA_PACKAGES=bubblewrap, base
 #     rlvr-base:bookworm for the toolchains): needs user namespaces, i.e. `--security-opt seccomp=unconfined`
-#     (Docker's default profile refuses unshare/clone with new namespaces) and `--security-opt apparmor=unconfined`
-#     where AppArmor confines containers; no capabilities and no privileged mode.
+#     (Docker's default profile refuses unshare/clone with new namespaces), `--security-opt systempaths=unconfined`
+#     (bwrap mounts a fresh /proc, which Docker's masked /proc paths forbid) and `--security-opt apparmor=unconfined`
+#     where AppArmor confines containers; no capabilities and no privileged mode. Unprivileged bwrap has no uid
+#     separation: tests that need the judge harness are masked; prefer the docker backend for them.
 ARG BASE_IMAGE=python:3.12-slim
 
 FROM ${BASE_IMAGE} AS build

@@ -13,7 +13,9 @@ process claims a block so that two services on one host never share one.
 
 from __future__ import annotations
 
+import math
 import os
+from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -21,8 +23,32 @@ __all__ = ["SandboxConfig", "cores"]
 
 
 def cores() -> int:
-    """The CPUs available to this process: the default of every per-core setting."""
-    return max(1, len(os.sched_getaffinity(0)))
+    """The CPUs available to this process, the default of every per-core setting: the CPUs it may run on, capped
+    by its cgroup's CPU quota (a container's or a pod's CPU limit, which affinity does not show)."""
+    available = len(os.sched_getaffinity(0))
+    quota = cgroup_cpu_quota()
+    return max(1, min(available, math.ceil(quota)) if quota is not None else available)
+
+
+_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")  # cgroup v2: "<quota> <period>" or "max <period>"
+_CFS_DIRS = (Path("/sys/fs/cgroup/cpu"), Path("/sys/fs/cgroup/cpu,cpuacct"))  # cgroup v1
+
+
+def cgroup_cpu_quota(cpu_max: Path = _CPU_MAX, cfs_dirs: tuple[Path, ...] = _CFS_DIRS) -> float | None:
+    """CPUs' worth of time this cgroup may use (quota / period), or None when unlimited or unknown."""
+    try:
+        quota, period = cpu_max.read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    for directory in cfs_dirs:
+        try:
+            quota_us = int((directory / "cpu.cfs_quota_us").read_text())
+            period_us = int((directory / "cpu.cfs_period_us").read_text())
+        except (OSError, ValueError):
+            continue
+        return None if quota_us <= 0 or period_us <= 0 else quota_us / period_us
+    return None
 
 
 class SandboxConfig(BaseModel):

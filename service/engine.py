@@ -201,6 +201,10 @@ class Engine:
         for item_results in results:
             for name, result in item_results.items():
                 self.metrics.items.labels(name, result.status).inc()
+        self.metrics.scored_items.inc(len(outcomes))
+        for outcome in outcomes:
+            if outcome.mask:
+                self.metrics.masked_items.labels(outcome.failure_kind or "unknown").inc()
         self.metrics.stage.labels("total").observe(time.perf_counter() - started)
         return Scored(outcomes, group_stats(groups or [None] * len(samples), outcomes))
 

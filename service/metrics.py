@@ -41,6 +41,10 @@ class Metrics:
         self.items = Counter(
             "rlvr_items", "Component results by checker and status", ["checker", "status"], registry=self.registry
         )
+        self.scored_items = Counter("rlvr_scored_items", "Items answered, masked or not", registry=self.registry)
+        self.masked_items = Counter(
+            "rlvr_masked_items", "Items answered mask: true, by failure kind", ["failure_kind"], registry=self.registry
+        )
         self.cache = Counter("rlvr_cache", "Result cache lookups", ["result"], registry=self.registry)
         self.stage = Histogram(
             "rlvr_stage_seconds",
