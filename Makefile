@@ -46,6 +46,8 @@ bench-code: setup
 	$(BIN)/python -m bench.bench_harness
 	$(BIN)/python bench/bench_sandbox.py
 	$(BIN)/python -m bench.bench_trainer
+	$(BIN)/python -m bench.bench_compose
+	$(BIN)/python -m bench.bench_soak
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

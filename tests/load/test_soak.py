@@ -8,6 +8,7 @@ per client after the warm-up), RLVR_SOAK_WARMUP_BATCHES, RLVR_SOAK_BATCH_SIZE (l
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -38,9 +39,12 @@ SLACK_MB = 20.0
 PHASES = ["warmup", "soak"]  # every phase's items are new to the cache
 
 
-def _drive(service: LoadService, phase: str, batches: int) -> list[ItemResult]:
+def _drive(
+    service: LoadService, phase: str, batches: int, timings: list[tuple[float, int]] | None = None
+) -> list[ItemResult]:
     """CLIENTS threads, each with its own client, each scoring `batches` mixed batches one after another;
-    every batch is checked as it comes back. Returns the masked items."""
+    every batch is checked as it comes back. Returns the masked items; ``timings`` gets (seconds, items) per
+    batch (bench/bench_soak.py reports them)."""
 
     failed = threading.Event()  # the first failure stops every client (no waiting out the whole soak)
 
@@ -55,7 +59,11 @@ def _drive(service: LoadService, phase: str, batches: int) -> list[ItemResult]:
                 seed = PHASES.index(phase) * 1_000_000 + client_index * 10_000 + batch
                 cases = mixed_batch(f"{phase}-c{client_index}-b{batch}", seed, size)
                 try:
-                    masked += check(client.score(items(cases)), cases)
+                    started = time.perf_counter()
+                    result = client.score(items(cases))
+                    if timings is not None:
+                        timings.append((time.perf_counter() - started, len(cases)))
+                    masked += check(result, cases)
                 except BaseException:
                     failed.set()
                     raise
