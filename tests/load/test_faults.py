@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from rlvr import RewardClient
+from tests.conftest import missing_backend
 from tests.load.conftest import (
     BATCH_SPEC,
     SANDBOXED,
@@ -213,3 +214,32 @@ def test_clients_that_never_read_their_answers_hold_up_no_one(start: Callable[..
     with RewardClient(service.url, rewards=BATCH_SPEC) as client:
         assert check(client.score(items(cases)), cases) == []
     assert service.readyz()["status"] == "ready"
+
+
+# -- dockerd restarted mid-batch ----------------------------------------------------------------------------------
+
+
+@pytest.mark.docker
+def test_dockerd_restarted_mid_batch_the_service_recovers_without_a_restart(
+    start: Callable[..., LoadService],
+) -> None:
+    from tests.sandboxes.test_dockerd_restart import _dockerd_pid, _start_dockerd, _stop_dockerd, engine_left_running
+
+    if os.geteuid() != 0 or _dockerd_pid() is None:
+        missing_backend("restarting dockerd needs root and a dockerd with /var/run/docker.pid")
+    service = start(*SANDBOXED)
+    cases = [sleepy_code(f"code-{i}", 200 + i, float(i % 3 != 1)) for i in range(6)] + math_batch("math", 6)
+    with engine_left_running(), RewardClient(service.url, rewards=BATCH_SPEC) as client:
+        future = client.submit(items(cases))
+        wait_until(lambda: service.readyz()["sandbox"]["stats"]["busy"] == 2, "both sandboxes holding a job")
+        _stop_dockerd()
+        _start_dockerd()
+        masked = check(future.result(timeout=300), cases)  # right, or masked honestly: never a wrong score
+    assert all(item.failure_kind == "sandbox_error" for item in masked)
+    assert all(item.id.startswith("code-") for item in masked)
+    # the same service process, no restart: its pool refills by itself and scores code again
+    wait_until(lambda: service.readyz()["sandbox"]["stats"]["live"] == 2, "the pool back to 2 sandboxes", 180)
+    after = [sleepy_code(f"after-{i}", 300 + i, float(i % 2)) for i in range(4)] + math_batch("after-math", 4)
+    with RewardClient(service.url, rewards=BATCH_SPEC) as client:
+        assert check(client.score(items(after)), after) == []
+    assert service.proc is not None and service.proc.poll() is None
