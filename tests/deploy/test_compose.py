@@ -23,7 +23,7 @@ import httpx
 import pytest
 import yaml
 
-from rlvr import RewardClient
+from rlvr import ScoreResult
 from tests.conftest import _free_port, missing_backend
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -164,8 +164,15 @@ EXPECTED = {
 @pytest.mark.slow
 def test_compose_up_serves_a_mixed_batch_through_the_published_port(stack: Stack) -> None:
     items = [{"id": name, **item} for name, item in MIXED]
-    with RewardClient(stack.url, rewards={"math": {}, "format": {"weight": 0.2}}) as client:
-        result = client.score(items)
+    request_id = f"compose-{secrets.token_hex(4)}"
+    response = httpx.post(
+        f"{stack.url}/v1/score",
+        json={"rewards": {"math": {}, "format": {"weight": 0.2}}, "items": items},
+        headers={"X-Request-ID": request_id},
+        timeout=300,
+    )
+    assert response.headers["X-Request-ID"] == request_id
+    result = ScoreResult.model_validate_json(response.content)
     got = {r.id: r.reward for r in result.results}
     assert got == pytest.approx(EXPECTED), [r.model_dump() for r in result.results]
     assert not any(r.mask for r in result.results)
@@ -181,6 +188,13 @@ def test_compose_up_serves_a_mixed_batch_through_the_published_port(stack: Stack
     assert counted == {"math": 3.0, "format": 4.0, "language": 1.0, "code": 2.0}
 
     assert stack.health() == "healthy"  # the image's HEALTHCHECK, as Docker sees it
+
+    # the container's logs: one JSON object a line, one line for this batch, with its request id and counts only
+    lines = [line.partition("| ")[2] for line in stack.compose("logs", "--no-color", "rlvr").stdout.splitlines()]
+    records = [json.loads(line) for line in lines if line.startswith("{")]
+    batch = [r for r in records if r.get("request_id") == request_id and r.get("door") == "/v1/score"]
+    assert len(batch) == 1 and batch[0]["items"] == len(items) and batch[0]["masked"] == 0
+    assert "print(int(input()) * 2)" not in "\n".join(lines)  # no completion text in the logs
 
 
 @pytest.mark.docker
