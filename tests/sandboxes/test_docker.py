@@ -265,11 +265,12 @@ PRINT_WHERE_I_RUN = "cat /proc/self/mountinfo; echo ==; cat /proc/self/cgroup; e
 def test_a_process_in_a_container_finds_its_container_on_the_engine(client: Any) -> None:
     container = client.containers.run(CONFIG.image, ["sh", "-c", PRINT_WHERE_I_RUN], detach=True, network_mode="none")
     try:
-        for _ in range(100):
-            seen = container.logs().decode()
-            if seen.count("==") == 2 and seen.rstrip().rpartition("\n")[2]:
-                break
+        # it prints where it runs, then stays up (the engine must see it running): poll its logs, however slow the host
+        deadline, seen = time.monotonic() + 120, ""
+        while not (seen.count("==\n") == 2 and seen.rpartition("==\n")[2].strip()):
+            assert time.monotonic() < deadline, f"the container never printed where it runs: {seen[-300:]!r}"
             time.sleep(0.1)
+            seen = container.logs().decode()
         mountinfo, cgroup, hostname = seen.split("==\n")
         candidates = container_candidates(mountinfo, cgroup, hostname.strip())
         assert candidates[0] == container.id  # from the engine's bind mounts, in full
