@@ -23,11 +23,19 @@ def missing_backend(reason: str) -> None:
 
 # -- a live rlvr service, shared by the service and SDK tests --------------------------------------------------
 
+import contextlib  # noqa: E402
+import re  # noqa: E402
+import signal  # noqa: E402
 import socket  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import httpx  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -86,3 +94,61 @@ def sandboxed(live_service: LiveService) -> LiveService:
     if not sandbox["available"]:
         missing_backend(f"the service found no code sandbox ({sandbox['reason']})")
     return live_service
+
+
+class ServiceProcess:
+    """`rlvr serve` in its own process group on a fixed port, as an operator runs it: ``terminate()`` is SIGTERM to
+    the service process alone (as Kubernetes sends it), ``kill()`` SIGKILL to it and its workers mid-request,
+    ``start()`` brings it back on the same port. With ``log_path`` its stderr goes to that file."""
+
+    def __init__(self, *flags: str, log_path: Path | None = None) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.flags = flags
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        argv = [sys.executable, "-m", "service", "serve", "--port", str(self.port)]
+        if self.log_path is None:  # nobody reads its log: only what goes wrong
+            argv += ["--log-level", "warning"]
+        with open(self.log_path, "ab") if self.log_path else contextlib.nullcontext() as stderr:
+            self.proc = subprocess.Popen([*argv, *self.flags], stderr=stderr, start_new_session=True)
+        deadline = time.monotonic() + 120
+        while not self._ready():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"the rlvr service did not start:\n{self.log_text()}")
+            time.sleep(0.1)
+
+    def log_text(self) -> str:
+        return "" if self.log_path is None else self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def terminate(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.terminate()
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def items_scored(self) -> int:
+        """Component results this process has produced so far (from its /metrics)."""
+        text = httpx.get(f"{self.url}/metrics").text
+        return int(sum(float(v) for v in re.findall(r"^rlvr_items_total\{[^}]*\} ([0-9.e+]+)$", text, re.M)))
+
+    def _ready(self) -> bool:
+        try:
+            return httpx.get(f"{self.url}/readyz").status_code == 200
+        except httpx.TransportError:
+            return False

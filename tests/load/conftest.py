@@ -20,8 +20,7 @@ import pytest
 
 from bench._service import _children, rss_mb
 from rlvr import ItemResult, ScoreResult
-from tests.conftest import missing_backend
-from tests.rlvr.conftest import ServiceProcess
+from tests.conftest import ServiceProcess, missing_backend
 
 
 def env_int(name: str, default: int) -> int:

@@ -5,10 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
@@ -24,7 +20,7 @@ from service.app import create_app
 from service.engine import Engine
 from service.executors import Work
 from service.settings import Settings
-from tests.conftest import LiveService, _free_port, start_service, stop_service
+from tests.conftest import LiveService, ServiceProcess, start_service, stop_service
 
 
 @pytest.fixture(scope="module")
@@ -35,49 +31,15 @@ def no_sandbox() -> Iterator[LiveService]:
     stop_service(server, thread)
 
 
-class ServeProcess:
+class ServeProcess(ServiceProcess):
     """`python -m service serve` as an operator runs it (one worker, no sandbox), its stderr kept in a file."""
 
     def __init__(self, log_path: Path, *flags: str) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        argv = [sys.executable, "-m", "service", "serve", "--port", str(self.port), "--workers", "1"]
-        with log_path.open("wb") as stderr:
-            self.proc = subprocess.Popen(
-                [*argv, "--sandbox-backend", "none", *flags], stderr=stderr, start_new_session=True
-            )
-        deadline = time.monotonic() + 120
-        while not self._ready():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"rlvr serve did not start:\n{self.log_text()}")
-            time.sleep(0.1)
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
+        super().__init__("--workers", "1", "--sandbox-backend", "none", *flags, log_path=log_path)
+        self.start()
 
     def json_lines(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.log_text().splitlines() if line.strip()]
-
-    def terminate(self) -> None:
-        """SIGTERM to the service process alone, as Kubernetes sends it to a container's first process."""
-        self.proc.send_signal(signal.SIGTERM)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.terminate()
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=30)
-
-    def _ready(self) -> bool:
-        try:
-            return httpx.get(f"{self.url}/readyz").status_code == 200
-        except httpx.TransportError:
-            return False
 
 
 @pytest.fixture
