@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import math
 import threading
 import time
 from collections import OrderedDict
@@ -30,6 +29,8 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from rewards import CheckResult, FailureKind, Sample, Status
+from rlvr.types import GroupStats
+from rlvr.types import group_stats as rlvr_group_stats
 from sandboxes.base import Job, JobResult, Sandbox, SandboxError
 from service.executors import CpuExecutor, Executor, NoSandbox, Overloaded, SandboxExecutor, Work
 from service.metrics import Metrics
@@ -50,14 +51,6 @@ class ItemOutcome:
     failure_kind: str | None
     failure_reason: str | None
     components: dict[str, CheckResult]
-
-
-@dataclass(frozen=True)
-class GroupStats:
-    size: int
-    mean: float | None  # over the group's judged (unmasked) items; None when none was judged
-    std: float | None  # population standard deviation, likewise
-    uniform: bool  # every judged member got the same reward: the group carries no GRPO signal
 
 
 @dataclass(frozen=True)
@@ -402,17 +395,6 @@ def _outcome(plan: Plan, results: dict[str, CheckResult]) -> ItemOutcome:
 
 
 def group_stats(groups: Sequence[str | None], outcomes: Sequence[ItemOutcome]) -> dict[str, GroupStats]:
-    rewards: dict[str, list[float | None]] = {}
-    for group, outcome in zip(groups, outcomes, strict=True):
-        if group is not None:
-            rewards.setdefault(group, []).append(outcome.reward)
-    return {group: _stats(values) for group, values in rewards.items()}
-
-
-def _stats(values: list[float | None]) -> GroupStats:
-    judged = [v for v in values if v is not None]
-    if not judged:
-        return GroupStats(size=len(values), mean=None, std=None, uniform=True)
-    mean = sum(judged) / len(judged)
-    std = math.sqrt(sum((v - mean) ** 2 for v in judged) / len(judged))
-    return GroupStats(size=len(values), mean=mean, std=std, uniform=max(judged) - min(judged) < 1e-12)
+    """Per group: size, mean and population std of the judged rewards, uniform. The SDK's definition, which it also
+    uses to merge a group split over several requests, so that the two can never disagree."""
+    return rlvr_group_stats(groups, [outcome.reward for outcome in outcomes])
