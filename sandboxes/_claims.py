@@ -15,7 +15,7 @@ from typing import Any
 
 import docker.errors
 
-from sandboxes._reaper import CONFLICT, OWNER_LABEL, SANDBOX_LABEL, Owner, owner_alive
+from sandboxes._reaper import CONFLICT, OWNER_LABEL, SANDBOX_LABEL, Owner, owner_alive, remove_container
 from sandboxes.base import SandboxUnavailable
 
 __all__ = ["CLAIM_LABEL", "EngineClaims"]
@@ -96,10 +96,4 @@ class EngineClaims:
         return str(info["Id"]), str(labels.get(OWNER_LABEL, ""))
 
     def _remove(self, container_id: str) -> None:
-        try:
-            self.client.api.remove_container(container_id, force=True)
-        except docker.errors.NotFound:
-            return
-        except docker.errors.APIError as exc:
-            if exc.status_code != CONFLICT:  # a conflict: its removal is already in progress
-                raise
+        remove_container(self.client, container_id)

@@ -44,6 +44,7 @@ __all__ = [
     "own_container",
     "owner_alive",
     "reap_orphans",
+    "remove_container",
 ]
 
 SANDBOX_LABEL = "rlvr.sandbox"
@@ -189,13 +190,18 @@ def reap_orphans(client: Any, here: Owner | None = None) -> int:
         owner = Owner.parse((container.get("Labels") or {}).get(OWNER_LABEL, ""))
         if owner is not None and owner_alive(owner, here, client):
             continue
-        try:
-            client.api.remove_container(container["Id"], force=True)
-        except docker.errors.NotFound:
-            continue  # removed by someone else meanwhile
-        except docker.errors.APIError as exc:
-            if exc.status_code == CONFLICT:
-                continue  # another reaper is removing it right now
-            raise
-        removed += 1
+        removed += remove_container(client, container["Id"])
     return removed
+
+
+def remove_container(client: Any, container_id: str) -> bool:
+    """Remove a container, running or not; False when it was already gone or someone else is removing it."""
+    try:
+        client.api.remove_container(container_id, force=True)
+    except docker.errors.NotFound:
+        return False
+    except docker.errors.APIError as exc:
+        if exc.status_code != CONFLICT:  # a conflict: its removal is already in progress
+            raise
+        return False
+    return True

@@ -51,7 +51,14 @@ import docker.errors
 
 from sandboxes._claims import EngineClaims
 from sandboxes._pool import SlotPool
-from sandboxes._reaper import CONFLICT, OWNER_LABEL, SANDBOX_LABEL, current_owner, detect_owner, reap_orphans
+from sandboxes._reaper import (
+    OWNER_LABEL,
+    SANDBOX_LABEL,
+    current_owner,
+    detect_owner,
+    reap_orphans,
+    remove_container,
+)
 from sandboxes._uids import SlotUids, UidPool, release_uid_block, renew_uid_block, slot_uid_pool
 from sandboxes.base import Job, JobResult, SandboxError, SandboxLost, SandboxUnavailable
 from sandboxes.config import SandboxConfig
@@ -421,13 +428,7 @@ class DockerSandbox:
 
     def _remove_container(self, container_id: str) -> None:
         self._reachable()
-        try:
-            self._client.api.remove_container(container_id, force=True)
-        except docker.errors.NotFound:
-            return
-        except docker.errors.APIError as exc:
-            if exc.status_code != CONFLICT:  # a conflict: its removal is already in progress
-                raise
+        remove_container(self._client, container_id)
 
     async def _diagnose(self, container_id: str) -> str | None:
         if self._closing:
