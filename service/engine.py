@@ -257,30 +257,26 @@ class Engine:
 
     def _settled(self, sample: Sample, planned: Planned) -> CheckResult | None:
         """A component's result known before any work: an item over a service limit, or no executor for it."""
-        over = self._over_limit(sample, planned)
-        if over is not None:
-            field, reason = over
-            return CheckResult.unjudgeable(Status.INVALID_ITEM, FailureKind.INVALID_ITEM, reason, field=field)
+        too_long = self._program_too_long(sample, planned)
+        if too_long is not None:
+            return too_long
+        tests, limit = sample.tests, self.settings.max_tests
+        if planned.checker.reads_tests and isinstance(tests, Sequence) and len(tests) > limit:
+            reason = f"{len(tests)} tests, more than the service's limit of {limit} (RLVR_MAX_TESTS)"
+            return CheckResult.unjudgeable(Status.INVALID_ITEM, FailureKind.INVALID_ITEM, reason, field="tests")
         if planned.checker.runs_in not in self.executors:
             reason = f"{planned.checker.name}: no {planned.checker.runs_in} executor in this engine"
             return CheckResult.unjudgeable(Status.ERROR, FailureKind.INTERNAL_ERROR, reason)
         return None
 
-    def _over_limit(self, sample: Sample, planned: Planned) -> tuple[str, str] | None:
-        """(field, reason) of the per-item limit this component's item passes: the item is masked, not its batch."""
-        checker = planned.checker
-        size = _code_bytes(sample.completion, self.settings.max_code_bytes) if checker.runs_in == "sandbox" else 0
-        if size > self.settings.max_code_bytes:  # a sandbox checker runs the completion's program
-            limit = self.settings.max_code_bytes
-            reason = (
-                f"a completion of {size} bytes, more than the service's limit of {limit} for code (RLVR_MAX_CODE_BYTES)"
-            )
-            return "completion", reason
-        tests = sample.tests
-        if checker.reads_tests and isinstance(tests, Sequence) and len(tests) > self.settings.max_tests:
-            limit = self.settings.max_tests
-            return "tests", f"{len(tests)} tests, more than the service's limit of {limit} (RLVR_MAX_TESTS)"
-        return None
+    def _program_too_long(self, sample: Sample, planned: Planned) -> CheckResult | None:
+        """A completion too large to run in a sandbox is the completion's doing: it scores what failing every test
+        scores (0 in every code mode), never a mask, or a policy could dodge a wrong answer by writing a huge one."""
+        limit = self.settings.max_code_bytes
+        if planned.checker.runs_in != "sandbox" or (size := _code_bytes(sample.completion, limit)) <= limit:
+            return None
+        reason = f"a completion of {size} bytes, over the service's limit of {limit} for code (RLVR_MAX_CODE_BYTES)"
+        return CheckResult(score=0.0, status=Status.OK, details={"verdict": "too_long", "reason": reason})
 
     async def _execute(self, name: str, units: list[_Unit], results: list[dict[str, CheckResult]]) -> None:
         started = time.perf_counter()

@@ -1,5 +1,6 @@
-"""Limits: request-level ones refuse the request naming the limit and its variable; per-item ones mask the item
-and score the rest of its batch; the per-client limit of batches in flight refuses one more with 429."""
+"""Limits: request-level ones refuse the request naming the limit and its variable; per-item ones settle the item
+(masked when the dataset is at fault, a score of 0 when the completion is) and score the rest of its batch; the
+per-client limit of batches in flight refuses one more with 429."""
 
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ def code_item(item_id: str, completion: str, tests: int) -> dict[str, Any]:
     return {"id": item_id, "completion": completion, "language": "python", "tests": tests_list, "profile": "code"}
 
 
-async def test_an_item_over_a_per_item_limit_is_masked_and_the_rest_of_its_batch_is_scored() -> None:
+async def test_an_item_over_a_per_item_limit_is_settled_alone_and_the_rest_of_its_batch_is_scored() -> None:
     small = "```python\nprint('ok')\n```"
     items = [
         code_item("big_program", "```python\n" + "#" * 100 + "\nprint('ok')\n```", tests=1),
@@ -60,14 +61,18 @@ async def test_an_item_over_a_per_item_limit_is_masked_and_the_rest_of_its_batch
         response = await client.post("/v1/score", json={"profile": "math", "items": items})
     assert response.status_code == 200, response.text
     results = {result["id"]: result for result in response.json()["results"]}
-    for item_id, named in [
+    masked = results["many_tests"]  # the dataset's doing: masked
+    assert (masked["reward"], masked["mask"], masked["failure_kind"]) == (None, True, "invalid_item")
+    reason = masked["failure_reason"]
+    assert all(part in reason for part in ["3 tests", "RLVR_MAX_TESTS", "2"]), reason
+    for item_id, named in [  # the completion's doing: a huge answer scores what a wrong one does, never a mask
         ("big_program", ["RLVR_MAX_CODE_BYTES", "64"]),
         ("non_ascii_program", ["a completion of 66 bytes", "RLVR_MAX_CODE_BYTES"]),
-        ("many_tests", ["3 tests", "RLVR_MAX_TESTS", "2"]),
     ]:
-        masked = results[item_id]
-        assert (masked["reward"], masked["mask"], masked["failure_kind"]) == (None, True, "invalid_item"), item_id
-        assert all(part in masked["failure_reason"] for part in named), masked["failure_reason"]
+        failed = results[item_id]
+        assert (failed["reward"], failed["mask"], failed["failure_kind"]) == (0.0, False, None), item_id
+        reason = failed["components"]["code"]["details"]["reason"]
+        assert all(part in reason for part in named), reason
     assert [results[i]["reward"] for i in ("within_limits", "math")] == [1.0, 1.0]
 
 
