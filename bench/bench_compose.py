@@ -12,19 +12,19 @@ from __future__ import annotations
 
 import argparse
 import os
-import secrets
 import statistics
 import subprocess
 import time
-from pathlib import Path
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
 
-from bench._service import _free_port, running_service
+from bench._service import running_service
 from rlvr import RewardClient
+from tests.deploy.test_compose import Stack
 
-ROOT = Path(__file__).resolve().parents[1]
 SPEC = {"math": {}, "format": {"weight": 0.2}, "language": {"weight": 0.1}}
 
 
@@ -62,33 +62,23 @@ def score_round(url: str, size: int, round_no: int) -> float:
     return size / seconds
 
 
-class ComposeStack:
-    def __init__(self, base_image: str) -> None:
-        self.project = f"rlvrbench{secrets.token_hex(3)}"
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, "RLVR_BASE_IMAGE": base_image, "RLVR_PUBLISH_PORT": str(self.port)}
-        self.env |= {"RLVR_WORKERS": "2", "RLVR_SANDBOX_POOL_SIZE": "2", "RLVR_LOG_LEVEL": "warning"}
-
-    def compose(self, *args: str) -> None:
-        command = ["docker-compose", "-p", self.project, *args]
-        subprocess.run(command, cwd=ROOT, env=self.env, check=True, capture_output=True, timeout=1200)
-
-    def __enter__(self) -> ComposeStack:
-        self.compose("build")
-        self.compose("up", "-d")
+@contextmanager
+def compose_stack(base_image: str) -> Iterator[Stack]:
+    """The stack the compose test brings up (its own project and port), ready with its sandboxes warm."""
+    stack = Stack()
+    stack.env |= {"RLVR_BASE_IMAGE": base_image, "RLVR_LOG_LEVEL": "warning"}
+    try:
+        stack.compose("build")
+        stack.compose("up", "-d")
+        stack.wait_ready()
         deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=5).json().get("sandbox", {}).get("available"):
-                    return self
-            except (httpx.TransportError, ValueError):
-                pass
+        while not httpx.get(f"{stack.url}/readyz", timeout=5).json()["sandbox"]["available"]:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the compose stack found no sandbox")
             time.sleep(1)
-        raise RuntimeError("the compose stack did not become ready with a sandbox")
-
-    def __exit__(self, *exc: object) -> None:
-        self.compose("down", "--volumes", "--remove-orphans", "--timeout", "60")
+        yield stack
+    finally:
+        stack.compose("down", "--volumes", "--remove-orphans", "--timeout", "60")
 
 
 def image_mb(image: str) -> float:
@@ -104,7 +94,7 @@ def main() -> None:
     args = parser.parse_args()
     flags = ("--workers", "2", "--sandbox-backend", "docker", "--sandbox-pool-size", "2")
     rates: dict[str, list[float]] = {"host": [], "compose": []}
-    with ComposeStack(args.base_image) as stack, running_service(*flags) as (host_url, _):
+    with compose_stack(args.base_image) as stack, running_service(*flags) as (host_url, _):
         urls = {"host": host_url, "compose": stack.url}
         for side in urls:  # warm-up: first sandboxes, first imports
             score_round(urls[side], 32, 0)
