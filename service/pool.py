@@ -151,8 +151,12 @@ class WorkerPool:
 
     async def close(self) -> None:
         self._closed = True
-        for driver in self._drivers:
-            driver.cancel()
+        # Cancel until every driver has ended: Python 3.11's wait_for can swallow a cancel that races with a
+        # worker's answer, and a driver that missed it would wait on the queue forever (a hung shutdown).
+        while running := [driver for driver in self._drivers if not driver.done()]:
+            for driver in running:
+                driver.cancel()
+            await asyncio.wait(running, timeout=1.0)
         await asyncio.gather(*self._drivers, return_exceptions=True)
         for slot, proc in enumerate(self._workers):
             if proc is not None:
@@ -209,7 +213,7 @@ class WorkerPool:
         return max(1, min(self.chunk_size, -(-n // (self.size * 16))))
 
     async def _drive(self, slot: int) -> None:
-        while True:
+        while not self._closed:
             chunk = await self._queue.get()
             live = [p for p in chunk.items if not p.future.done()]
             if not live:

@@ -92,3 +92,19 @@ async def test_a_worker_killed_from_outside_mid_batch_costs_no_item(pool: Worker
     results = await batch
     assert [(r.status, r.score) for r in results] == [("ok", 4.0)] * 6
     assert pool.kills == len(victims)
+
+
+async def test_close_ends_a_driver_that_swallowed_a_cancel(pool: WorkerPool) -> None:
+    """Python 3.11's wait_for can swallow a cancel that races with a worker's answer: close() must not hang."""
+
+    async def swallows_one_cancel() -> None:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            pass  # as wait_for does when the answer arrived in the same loop turn
+        await asyncio.sleep(3600)
+
+    pool._drivers.append(asyncio.create_task(swallows_one_cancel()))
+    await asyncio.sleep(0)
+    await asyncio.wait_for(pool.close(), timeout=30)  # bounds a hang; not a timing assertion
+    assert all(driver.done() for driver in pool._drivers)
