@@ -183,12 +183,15 @@ async def test_no_way_out_through_the_network(sandbox: Sandbox, address: str) ->
     assert accepted == []
 
 
+# the job prints only once the daemon is out of its process group (a sweep that came first would kill it unplanted)
 DAEMON = """
 import os, time
+planted, told = os.pipe()
 if os.fork() == 0:
     os.setsid()
     if os.fork() == 0:
         os.close(1); os.close(2)
+        os.write(told, b"!"); os.close(told)
         time.sleep(1.0)  # let its own job finish first: the threat is to the next job
         deadline = time.time() + 20
         while time.time() < deadline:
@@ -205,6 +208,8 @@ if os.fork() == 0:
                 pass
             time.sleep(0.01)
     os._exit(0)
+os.close(told)
+assert os.read(planted, 1) == b"!"
 print("daemon planted")
 """
 
