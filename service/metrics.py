@@ -6,16 +6,39 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-__all__ = ["Metrics"]
+__all__ = ["COUNTED", "Metrics"]
 
 _STAGE_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 
+# The keys of the executors' and the lifecycle's ``stats()`` that only grow (until a restart): exported as counters
+# (``<prefix>_<key>_total``), so that rate() and increase() treat a restart as a reset; every other number is a gauge.
+COUNTED = frozenset(
+    {
+        "jobs",
+        "recycles",
+        "slots_died_idle",
+        "sandbox_errors",
+        "runs_by_status",
+        "compile_cache_hits",
+        "compile_cache_misses",
+        "compile_cache_waits",
+        "compile_cache_evictions",
+        "orphans_reaped",
+        "kills",
+        "refused_batches",
+        "refused_client_limit",
+        "cut_at_shutdown",
+    }
+)
+
+
 class _StatsCollector(Collector):
-    """Gauges read from a pool's ``stats()`` at scrape time."""
+    """Gauges, and counters for the keys in COUNTED, read from a ``stats()`` at scrape time; a dict value is one
+    family labelled ``name``, and text is left out."""
 
     def __init__(self, prefix: str, stats: Callable[[], dict[str, Any] | None]) -> None:
         self._prefix = prefix
@@ -24,15 +47,16 @@ class _StatsCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         stats = self._stats() or {}
         for key, value in stats.items():
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                continue
-            yield GaugeMetricFamily(f"{self._prefix}_{key}", f"{self._prefix} {key.replace('_', ' ')}", value=value)
-        for key, value in stats.items():
+            name, documentation = f"{self._prefix}_{key}", f"{self._prefix} {key.replace('_', ' ')}"
+            family: CounterMetricFamily | GaugeMetricFamily
+            kind = CounterMetricFamily if key in COUNTED else GaugeMetricFamily
             if isinstance(value, dict):
-                family = GaugeMetricFamily(f"{self._prefix}_{key}", f"{self._prefix} {key}", labels=["name"])
+                family = kind(name, documentation, labels=["name"])
                 for label, count in value.items():
                     family.add_metric([str(label)], count)
                 yield family
+            elif isinstance(value, int | float) and not isinstance(value, bool):
+                yield kind(name, documentation, value=value)
 
 
 class Metrics:

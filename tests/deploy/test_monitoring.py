@@ -34,8 +34,8 @@ MONITORING = ROOT / "deploy" / "monitoring"
 SERVICE_YAML = ROOT / "deploy" / "kubernetes" / "base" / "service.yaml"
 BASE_IMAGE = os.environ.get("RLVR_BASE_IMAGE", "rlvr-base:bookworm")
 
-# The sandbox executor's own gauges exist without a backend; the rest of rlvr_sandbox_* come from the backend.
-SANDBOX_EXECUTOR_OWN = {"rlvr_sandbox_admitted", "rlvr_sandbox_capacity", "rlvr_sandbox_refused_batches"}
+# The sandbox executor's own series exist without a backend; the rest of rlvr_sandbox_* come from the backend.
+SANDBOX_EXECUTOR_OWN = {"rlvr_sandbox_admitted", "rlvr_sandbox_capacity", "rlvr_sandbox_refused_batches_total"}
 # Recorded series that stay empty in a short healthy run: no worker is killed and no item is masked.
 EMPTY_IN_A_HEALTHY_RUN = {
     "job_checker:rlvr_worker_kills:rate5m",

@@ -27,6 +27,26 @@ def test_operational_endpoints(live_service: LiveService, path: str, status: int
     assert contains in response.text
 
 
+@pytest.mark.parametrize(
+    ("family", "kind"),
+    [
+        pytest.param("rlvr_pool_kills", "counter", id="worker_kills"),
+        pytest.param("rlvr_pool_busy", "gauge", id="busy_workers"),
+        pytest.param("rlvr_batches_refused_client_limit", "counter", id="refused_per_client"),
+        pytest.param("rlvr_batches_cut_at_shutdown", "counter", id="cut_at_shutdown"),
+        pytest.param("rlvr_batches_in_flight", "gauge", id="in_flight"),
+        pytest.param("rlvr_sandbox_refused_batches", "counter", id="sandbox_refused"),
+        pytest.param("rlvr_sandbox_admitted", "gauge", id="sandbox_admitted"),
+    ],
+)
+def test_counts_that_only_grow_are_counters(live_service: LiveService, family: str, kind: str) -> None:
+    """rate() and increase() read a restart as a counter reset, never as a drop: counts are exported as counters."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    kinds = {f.name: f.type for f in text_string_to_metric_families(httpx.get(f"{live_service.url}/metrics").text)}
+    assert kinds.get(family) == kind
+
+
 def test_checkers_lists_settings_and_defaults(live_service: LiveService) -> None:
     checkers = httpx.get(f"{live_service.url}/v1/checkers").json()["checkers"]
     assert {"math", "format", "language", "code"} <= set(checkers)
