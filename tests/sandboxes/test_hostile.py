@@ -216,10 +216,10 @@ print("daemon planted")
 
 async def test_a_daemon_that_outlives_its_job_cannot_touch_the_next(sandbox: Sandbox) -> None:
     recycles_before = sandbox.stats()["recycles"]  # type: ignore[attr-defined]
-    first = await sandbox.run(Job(language="python", source=DAEMON, runs=[Run()], limits=SMALL))
+    first = await sandbox.run(Job(language="python", source=DAEMON, runs=[Run()], limits=ROOMY))
     assert (first.runs[0].status, first.runs[0].stdout) == (RunStatus.OK, "daemon planted\n"), first
     slow_next = "import time\ntime.sleep(0.5)\nprint(input())\n"
-    second = await sandbox.run(Job(language="python", source=slow_next, runs=[Run(stdin="untouched")], limits=SMALL))
+    second = await sandbox.run(Job(language="python", source=slow_next, runs=[Run(stdin="untouched")], limits=ROOMY))
     assert [(run.status, run.stdout) for run in second.runs] == [(RunStatus.OK, "untouched\n")]
     assert sandbox.stats()["recycles"] > recycles_before  # type: ignore[attr-defined]
 
