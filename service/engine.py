@@ -33,6 +33,7 @@ from rlvr.types import GroupStats
 from rlvr.types import group_stats as rlvr_group_stats
 from sandboxes.base import Job, JobResult, Sandbox, SandboxError
 from service.executors import CpuExecutor, Executor, NoSandbox, Overloaded, SandboxExecutor, Work
+from service.limits import code_too_long
 from service.metrics import Metrics
 from service.models import ScoreItem, SpecOverrides
 from service.pool import WorkerPool
@@ -272,10 +273,11 @@ class Engine:
     def _program_too_long(self, sample: Sample, planned: Planned) -> CheckResult | None:
         """A completion too large to run in a sandbox is the completion's doing: it scores what failing every test
         scores (0 in every code mode), never a mask, or a policy could dodge a wrong answer by writing a huge one."""
-        limit = self.settings.max_code_bytes
-        if planned.checker.runs_in != "sandbox" or (size := _code_bytes(sample.completion, limit)) <= limit:
+        if planned.checker.runs_in != "sandbox":
             return None
-        reason = f"a completion of {size} bytes, over the service's limit of {limit} for code (RLVR_MAX_CODE_BYTES)"
+        if (too_long := code_too_long(sample.completion, self.settings.max_code_bytes)) is None:
+            return None
+        reason = f"a completion of {too_long}"
         return CheckResult(score=0.0, status=Status.OK, details={"verdict": "too_long", "reason": reason})
 
     async def _execute(self, name: str, units: list[_Unit], results: list[dict[str, CheckResult]]) -> None:
@@ -340,13 +342,6 @@ async def _sandbox_executor(settings: Settings) -> SandboxExecutor:
 def sample_of(item: ScoreItem) -> Sample:
     tests = tuple(item.tests) if item.tests is not None else None
     return Sample(item.completion, item.prompt, item.reference, item.language, tests)
-
-
-def _code_bytes(text: str, limit: int) -> int:
-    """The UTF-8 size of ``text``; not worked out (its length is returned) when it is surely under ``limit``."""
-    if 4 * len(text) <= limit:  # a character is at most 4 bytes
-        return len(text)
-    return len(text.encode("utf-8", "surrogatepass"))
 
 
 def _digest(*parts: str | None) -> bytes:

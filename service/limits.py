@@ -1,4 +1,5 @@
-"""ASGI middleware that answers 413 for bodies larger than the configured limit, before they are read whole."""
+"""Size limits: ASGI middleware that answers 413 for bodies larger than the configured limit, before they are read
+whole, and the code size limit (RLVR_MAX_CODE_BYTES) that every door applies to a program."""
 
 from __future__ import annotations
 
@@ -6,7 +7,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.errors import send_error
 
-__all__ = ["BodySizeLimit"]
+__all__ = ["BodySizeLimit", "code_too_long"]
+
+
+def code_too_long(code: str, limit: int) -> str | None:
+    """Why ``code`` is too large to run (its UTF-8 size over ``limit``, naming the variable), or None."""
+    if 4 * len(code) <= limit:  # a character is at most 4 bytes: surely within, without encoding it
+        return None
+    size = len(code.encode("utf-8", "surrogatepass"))
+    if size <= limit:
+        return None
+    return f"{size} bytes, over the service's limit of {limit} for code (RLVR_MAX_CODE_BYTES)"
 
 
 class _TooLarge(Exception):

@@ -88,8 +88,9 @@ class Settings(BaseSettings):
     max_code_bytes: int = Field(
         default=1 << 20,
         ge=1,
-        description="Largest completion (UTF-8 bytes) of an item a code checker runs; a larger one is not run and "
-        "scores 0 (the completion's doing, never a mask); the rest of its batch is scored.",
+        description="Largest program (UTF-8 bytes) the service runs: a scored completion over it is not run and "
+        "scores 0 (the completion's doing, never a mask; the rest of its batch is scored); a `/v1/run` source over "
+        "it is a 413, a `/run_code` one a `SandboxError`.",
     )
     max_concurrent_batches_per_client: int = Field(
         default=0,

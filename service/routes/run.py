@@ -12,6 +12,7 @@ from sandboxes.base import Job, JobResult, Limits, Run, SandboxError, SandboxUna
 from sandboxes.languages import UnknownLanguage, resolve_language
 from service.deps import EngineDep, require_token
 from service.errors import ApiError
+from service.limits import code_too_long
 from service.models import ErrorBody
 
 __all__ = ["router"]
@@ -33,7 +34,9 @@ class RunProgram(BaseModel):
 
     id: str = Field(description="Echoed in the result.", examples=["p0"])
     language: str = Field(description="python, cpp, c, java, javascript, ...", examples=["python"])
-    source: str = Field(description="Program source.", examples=["print(input()[::-1])"], max_length=1 << 20)
+    source: str = Field(
+        description="Program source; at most RLVR_MAX_CODE_BYTES bytes of UTF-8.", examples=["print(input()[::-1])"]
+    )
     files: dict[str, str] = Field(default_factory=dict, description="Extra files beside the source.")
 
 
@@ -73,7 +76,7 @@ class RunResponse(BaseModel):
 _MAX_RUNS = 10_000
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    413: {"model": ErrorBody, "description": "Too many runs."},
+    413: {"model": ErrorBody, "description": "Too many runs, or a source over RLVR_MAX_CODE_BYTES."},
     429: {"model": ErrorBody, "description": "The sandbox queue is full."},
     503: {"model": ErrorBody, "description": "No sandbox backend can run code here."},
 }
@@ -81,6 +84,9 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 @router.post("/run", response_model=RunResponse, responses=_ERRORS, summary="Run programs x inputs in the sandbox")
 async def run(body: RunRequest, engine: EngineDep) -> RunResponse:
+    for index, program in enumerate(body.programs):
+        if (too_long := code_too_long(program.source, engine.settings.max_code_bytes)) is not None:
+            raise ApiError(413, "too_large", f"programs.{index}.source: {too_long}")
     if engine.sandbox is None:
         raise ApiError(503, "no_sandbox", f"no code sandbox: {engine.sandbox_reason}", headers={"Retry-After": "30"})
     planned = len(body.programs) * len(body.inputs)

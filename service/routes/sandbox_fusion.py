@@ -35,6 +35,7 @@ from sandboxes.languages import COMPILE_ERROR_EXIT, COMPILE_ERROR_MARK, Language
 from service.deps import EngineDep, require_token
 from service.errors import error_response
 from service.executors import NoSandbox, Overloaded
+from service.limits import code_too_long
 from service.models import ErrorBody
 
 __all__ = ["router"]
@@ -69,7 +70,10 @@ class RunCodeRequest(BaseModel):
         },
     )
 
-    code: str = Field(description="The program.", examples=["print(input()[::-1])"], max_length=1 << 20)
+    code: str = Field(
+        description="The program; over RLVR_MAX_CODE_BYTES bytes of UTF-8 it is not run (`SandboxError`).",
+        examples=["print(input()[::-1])"],
+    )
     language: str = Field(description="python, cpp, nodejs, go, java, rust, c, ...", examples=["python"])
     stdin: str | None = Field(default=None, description="Standard input; null: none.", examples=["abc\n"])
     compile_timeout: float = Field(default=10, gt=0, le=120, description="Seconds for the compile step.")
@@ -107,6 +111,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 @router.post("/run_code", response_model=RunCodeResponse, responses=_ERRORS, summary="SandboxFusion's run_code")
 async def run_code(body: RunCodeRequest, engine: EngineDep) -> RunCodeResponse | JSONResponse:
+    if (too_long := code_too_long(body.code, engine.settings.max_code_bytes)) is not None:
+        return _sandbox_error(f"code: {too_long}")  # not run: veRL's client counts the test as failed
     sandbox = engine.sandbox
     if sandbox is None:
         return _sandbox_error(f"no code sandbox: {engine.sandbox_reason}")

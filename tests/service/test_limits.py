@@ -14,6 +14,9 @@ from tests.service.conftest import gated_app, until
 LIMITS = {"max_items": 3, "max_body_bytes": 2048, "max_tests": 2, "max_code_bytes": 64}
 
 
+BIG_PROGRAM = {"id": "big", "language": "python", "source": "print('é')#" + "#" * 53}  # 64 characters, 65 bytes
+
+
 def score_body(*completions: str) -> dict[str, Any]:
     return {"rewards": {"format": {}}, "items": [{"id": str(i), "completion": c} for i, c in enumerate(completions)]}
 
@@ -31,6 +34,13 @@ def get_reward_body(samples: int) -> dict[str, Any]:
         pytest.param("/get_reward", get_reward_body(4), "too_many_items", ["RLVR_MAX_ITEMS", "3"], id="items_openrlhf"),
         pytest.param("/v1/score", score_body("x" * 3000), "too_large", ["RLVR_MAX_BODY_BYTES", "2048"], id="bytes"),
         pytest.param("/verify", {"pad": "x" * 3000}, "too_large", ["RLVR_MAX_BODY_BYTES", "2048"], id="bytes_verify"),
+        pytest.param(
+            "/v1/run",
+            {"programs": [{"id": "p", "language": "python", "source": "print(1)"}, BIG_PROGRAM]},
+            "too_large",
+            ["programs.1.source", "65 bytes", "RLVR_MAX_CODE_BYTES", "64"],
+            id="code_bytes_run",
+        ),
     ],
 )
 async def test_a_request_over_a_limit_is_413_naming_the_limit_and_its_variable(
@@ -40,6 +50,24 @@ async def test_a_request_over_a_limit_is_413_naming_the_limit_and_its_variable(
         response = await client.post(path, json=body)
     assert response.status_code == 413
     assert response.json()["code"] == code
+    assert all(part in response.json()["message"] for part in named), response.json()["message"]
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "named"),
+    [
+        pytest.param(BIG_PROGRAM["source"], "SandboxError", ["code: 65 bytes", "RLVR_MAX_CODE_BYTES"], id="over"),
+        pytest.param("#" * 64, "SandboxError", ["no code sandbox"], id="at_the_limit"),  # judged: then no sandbox
+    ],
+)
+async def test_run_code_over_the_code_limit_is_a_sandbox_error_naming_it(
+    code: str, status: str, named: list[str]
+) -> None:
+    """SandboxFusion's shape for a program it will not run: a 200 with status SandboxError, a failed test to veRL."""
+    async with gated_app(**LIMITS) as gated, gated.client() as client:
+        response = await client.post("/run_code", json={"code": code, "language": "python"})
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == status
     assert all(part in response.json()["message"] for part in named), response.json()["message"]
 
 
