@@ -14,6 +14,7 @@ import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 
 __all__ = ["ANSWER_KINDS", "distinct_items", "grpo_batch"]
 
@@ -58,7 +59,7 @@ def _matrix(k: int) -> Answer:
 
 
 def _percentage(k: int) -> Answer:
-    return Answer(f"{k}\\%", f"{k / 100:g}", f"{k + 1}\\%")
+    return Answer(f"{k}\\%", f"{Decimal(k).scaleb(-2).normalize():f}", f"{k + 1}\\%")  # exact: 12345678 -> 123456.78
 
 
 def _units(k: int) -> Answer:
