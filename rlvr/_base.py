@@ -23,7 +23,7 @@ from rlvr._exceptions import APIError, OverloadedError, RequestTimeout, Transpor
 from rlvr.config import Retries, Timeouts
 from rlvr.types import ScoreResult, group_stats, grpo_advantages
 
-__all__ = ["BaseClient", "Item", "RewardSpec"]
+__all__ = ["BaseClient", "Item", "RewardSpec", "merged_spec"]
 
 Item = Mapping[str, Any]
 RewardSpec = Mapping[str, Mapping[str, Any] | None]
@@ -68,10 +68,10 @@ class BaseClient:
         spec = _spec(rewards, profile) or _spec(self.rewards, self.profile)
         if not spec and not any("profile" in p or "rewards" in p for p in payloads):
             raise ValueError("no reward spec: pass rewards= or profile= to score() or to the client")
-        chunks = pack_groups([p.get("group") for p in payloads], self.batch_size)
+        groups = [p.get("group") for p in payloads]
+        chunks = pack_groups(groups, self.batch_size)
         bodies = [_body({**spec, "items": [payloads[i] for i in chunk]}) for chunk in chunks]
         deadline = None if self.timeouts.total is None else time.monotonic() + self.timeouts.total
-        groups = [p.get("group") for p in payloads]
         return _Call(chunks, bodies, groups, deadline, self.advantage_eps if advantages else None)
 
     def _delivery(self, method: str, path: str, body: bytes | None, deadline: float | None) -> _Delivery:
@@ -107,7 +107,7 @@ class _Call:
             for index, result in zip(chunk, part.results, strict=True):
                 results[index] = result
         rewards = [r.reward for r in results]
-        groups = parts[0].groups if len(parts) == 1 else group_stats(self.groups, rewards)
+        groups = group_stats(self.groups, rewards)  # the server's definition, over whole groups however chunked
         advantages = None
         if self.advantage_eps is not None:
             advantages = grpo_advantages(self.groups, rewards, groups, self.advantage_eps)
@@ -272,6 +272,22 @@ def _spec(rewards: RewardSpec | None, profile: str | None) -> dict[str, Any]:
     if profile is not None:
         spec["profile"] = profile
     return spec
+
+
+def merged_spec(
+    profiles: Mapping[str, Mapping[str, Any]], profile: str | None, rewards: RewardSpec | None
+) -> dict[str, dict[str, Any]]:
+    """What the server scores for ``profile`` (from ``GET /v1/profiles``) with ``rewards`` laid over it, merged as
+    ``/v1/score`` merges them: per checker and per setting, a None override dropping its checker."""
+    if profile is not None and profile not in profiles:
+        raise ValueError(f"the server has no profile {profile!r}; it has {sorted(profiles)}")
+    merged = {name: dict(settings or {}) for name, settings in (profiles[profile] if profile else {}).items()}
+    for name, override in (rewards or {}).items():
+        if override is None:
+            merged.pop(name, None)
+        else:
+            merged[name] = {**merged.get(name, {}), **override}
+    return merged
 
 
 def _item(item: Item, index: int) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from rlvr._base import RewardSpec
+from rlvr._base import RewardSpec, merged_spec
 from rlvr._client import RewardClient
 from rlvr.config import Retries, Timeouts
 from rlvr.types import ScoreResult
@@ -86,13 +86,12 @@ class _Scorer:
         if not self.shared:  # one function: nothing to share, no key to compute
             return self.client.submit(items, self.rewards, profile=self.profile)
         key = hashlib.sha256(json.dumps(items, sort_keys=True, default=repr).encode()).hexdigest()
-        with self._lock:
+        client = self.client  # before the lock: it takes the lock itself
+        with self._lock:  # look up and submit at once: two functions asking together send the batch once
             if key in self._recent:
                 self._recent.move_to_end(key)
                 return self._recent[key]
-        future = self.client.submit(items, self.rewards, profile=self.profile)
-        with self._lock:
-            future = self._recent.setdefault(key, future)
+            future = self._recent[key] = client.submit(items, self.rewards, profile=self.profile)  # never blocks
             while len(self._recent) > 8:
                 self._recent.popitem(last=False)
         future.add_done_callback(lambda done: self._forget_failed(key, done))
@@ -228,12 +227,10 @@ class RewardFunction:
         return item.reward if self.component is None else _component(item, self.component)
 
     def _component_names(self) -> list[str]:
-        if self._scorer.rewards is not None:
-            return [name for name, spec in self._scorer.rewards.items() if spec is not None]
-        profiles = self._scorer.client.profiles()["profiles"]
-        if self._scorer.profile not in profiles:
-            raise KeyError(f"the server has no profile {self._scorer.profile!r}; it has {sorted(profiles)}")
-        return [name for name, spec in profiles[self._scorer.profile].items() if spec is not None]
+        """The components the server scores: the profile's (asked of the server) with ``rewards`` laid over it."""
+        scorer = self._scorer
+        profiles = scorer.client.profiles()["profiles"] if scorer.profile is not None else {}
+        return list(merged_spec(profiles, scorer.profile, scorer.rewards))
 
     def _copy(self) -> RewardFunction:
         clone = object.__new__(type(self))

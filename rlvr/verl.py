@@ -33,6 +33,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from rlvr._base import merged_spec
 from rlvr._client import RewardClient
 from rlvr.types import ItemResult, ScoreResult
 
@@ -49,6 +50,10 @@ class Source:
     profile: str
     rewards: Mapping[str, Mapping[str, Any] | None] | None = None
     ground_truth: Literal["reference", "apps"] = "reference"
+
+    def __post_init__(self) -> None:
+        if self.ground_truth not in ("reference", "apps"):  # a typo would read every sample as APPS tests
+            raise ValueError(f"ground_truth must be 'reference' or 'apps', got {self.ground_truth!r}")
 
 
 _MATH = Source("math")
@@ -194,10 +199,7 @@ def _source(name: str, raw: Any) -> Source:
 def _components(sources: Sequence[Source], profiles: Mapping[str, Mapping[str, Any]]) -> set[str]:
     names: set[str] = set()
     for source in sources:
-        if source.profile not in profiles:
-            raise ValueError(f"the server has no profile {source.profile!r}; it has {sorted(profiles)}")
-        spec = {**profiles[source.profile], **(source.rewards or {})}
-        names |= {name for name, settings in spec.items() if settings is not None}
+        names |= set(merged_spec(profiles, source.profile, source.rewards))
     return names
 
 

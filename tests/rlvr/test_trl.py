@@ -131,6 +131,29 @@ def test_components_give_one_function_per_component_scored_once(
     assert logs.extra["rlvr_math"] == [1.0, 0.0] and logs.extra["rlvr_failure"] == ["", ""]
 
 
+@pytest.mark.parametrize(
+    ("profile", "rewards", "names"),
+    [
+        pytest.param("r1-math", None, ["math", "format", "language"], id="the_profile"),
+        pytest.param(
+            "r1-math", {"format": {"mode": "partial"}}, ["math", "format", "language"], id="a_setting_changed"
+        ),
+        pytest.param("math", {"format": {}}, ["math", "format"], id="a_checker_added"),
+        pytest.param("r1-math", {"language": None}, ["math", "format"], id="a_checker_dropped"),
+        pytest.param(None, {"math": {}, "format": None}, ["math"], id="no_profile"),
+    ],
+)
+def test_components_are_what_the_server_scores(
+    live_service: LiveService, profile: str | None, rewards: dict[str, Any] | None, names: list[str]
+) -> None:
+    """The profile with ``rewards`` laid over it, as /v1/score merges them, not one or the other."""
+    functions = RewardFunction(live_service.url, profile=profile, rewards=rewards).components()
+    assert [f.component for f in functions] == names
+    with RewardClient(live_service.url) as client:
+        scored = client.score([{"completion": RIGHT, "reference": "0.5"}], rewards, profile=profile)
+    assert sorted(scored.results[0].components) == sorted(names)
+
+
 def test_trl_sees_the_async_variant_as_async() -> None:
     from trl.trainer.utils import is_async_callable
 

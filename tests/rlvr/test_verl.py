@@ -104,6 +104,12 @@ def test_an_unknown_data_source_is_named(live_service: LiveService) -> None:
         reward_loop([("nope/set", "x", "1")], url=live_service.url)
 
 
+def test_a_misspelt_ground_truth_kind_is_an_error_not_apps_tests(live_service: LiveService) -> None:
+    sources = {"mine": {"profile": "code", "ground_truth": "app"}}
+    with pytest.raises(ValueError, match="ground_truth must be 'reference' or 'apps', got 'app'"):
+        reward_loop([("mine", "x", "1")], url=live_service.url, sources=sources)
+
+
 def test_no_url_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("RLVR_URL", raising=False)
     with pytest.raises(ValueError, match="reward_kwargs.url"):
