@@ -830,10 +830,16 @@ def _judge_safely(plan: ItemPlan, result: JobResult, settings: CodeSettings) -> 
     return _item_result(plan, outcomes, result, settings.mode), None
 
 
-_LOST = "lost: "  # marks a failure that SandboxLost caused
+@dataclass(frozen=True)
+class _Failure:
+    """Why the sandbox failed under a job: ``lost`` when it was taken away from outside (``SandboxLost``: an engine
+    restart, a container killed), which is never the program's to pay for."""
+
+    reason: str
+    lost: bool = False
 
 
-async def _attempt(sandbox: Sandbox, plan: ItemPlan, settings: CodeSettings) -> tuple[CheckResult, str | None]:
+async def _attempt(sandbox: Sandbox, plan: ItemPlan, settings: CodeSettings) -> tuple[CheckResult, _Failure | None]:
     """One try of the job: (its result, why the sandbox failed under the job, or None)."""
     try:
         result = await sandbox.run(plan.job)
@@ -845,14 +851,15 @@ async def _attempt(sandbox: Sandbox, plan: ItemPlan, settings: CodeSettings) -> 
         return CheckResult.unjudgeable(Status.INVALID_ITEM, FailureKind.INVALID_ITEM, str(exc), field="language"), None
     except SandboxJobFailed as exc:
         masked = CheckResult.unjudgeable(Status.ERROR, FailureKind.SANDBOX_ERROR, f"sandbox error: {exc}")
-        return masked, str(exc)
+        return masked, _Failure(str(exc))
     except SandboxLost as exc:  # taken away from outside (engine restart, container killed): retried, never blamed
         masked = CheckResult.unjudgeable(Status.ERROR, FailureKind.SANDBOX_ERROR, f"sandbox lost: {exc}")
-        return masked, f"{_LOST}{exc}"
+        return masked, _Failure(str(exc), lost=True)
     except SandboxError as exc:  # the pool itself is closed or dead: ours, and no retry can help
         return CheckResult.unjudgeable(Status.ERROR, FailureKind.SANDBOX_ERROR, f"sandbox error: {exc}"), None
     try:
-        return await asyncio.to_thread(_judge_safely, plan, result, settings)
+        judged, reason = await asyncio.to_thread(_judge_safely, plan, result, settings)
+        return judged, (_Failure(reason) if reason is not None else None)
     except Exception as exc:  # a bug of ours while judging: this item's status, never its batch's
         reason = f"judging failed: {type(exc).__name__}: {_trim(str(exc), 200)}"
         return CheckResult.unjudgeable(Status.ERROR, FailureKind.INTERNAL_ERROR, reason), None
@@ -872,11 +879,10 @@ async def check(sample: Sample, settings: CodeSettings, sandbox: Sandbox) -> Che
     retried, failure_again = await _attempt(sandbox, plan, settings)
     if failure_again is None:
         return retried
-    if _LOST in (failure[: len(_LOST)], failure_again[: len(_LOST)]):  # ours to mask, not the program's to pay for
+    if failure.lost or failure_again.lost:  # ours to mask, not the program's to pay for
         return retried
-    return _broke_sandbox(
-        plan, f"the sandbox failed twice under this program: {failure}; then: {failure_again}", settings.mode
-    )
+    reason = f"the sandbox failed twice under this program: {failure.reason}; then: {failure_again.reason}"
+    return _broke_sandbox(plan, reason, settings.mode)
 
 
 def work_key(sample: Sample, settings: CodeSettings) -> str:

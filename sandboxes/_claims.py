@@ -11,6 +11,7 @@ removes claims of dead owners too, and the owner removes its own when its last s
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import docker.errors
@@ -33,9 +34,13 @@ class EngineClaims:
         self._here = here
         self._image = image
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
-        return str(self.client.api.base_url)
+        """The engine's own id: the SDK shows every unix socket as one base URL (``http+docker://localhost``)."""
+        try:
+            return f"engine:{self.client.info()['ID']}"
+        except (docker.errors.DockerException, OSError, KeyError) as exc:
+            raise SandboxUnavailable(f"cannot identify the Docker engine: {exc}") from exc
 
     def claim(self, name: str) -> bool:
         try:

@@ -406,8 +406,7 @@ class SlotPool:
         self._waiting = 0
         self._busy = 0
         self._live = 0
-        self._closed = False
-        self._closing = asyncio.Event()  # wakes the slots that wait to try another start
+        self._closing = asyncio.Event()  # set by close(); wakes the slots that wait to try another start
         self._dead_reason: str | None = None
         self._counts: Counter[str] = Counter()
         self._statuses: Counter[str] = Counter()
@@ -564,6 +563,10 @@ class SlotPool:
             self._busy -= 1
             self._release(slot, recycle)
 
+    @property
+    def _closed(self) -> bool:
+        return self._closing.is_set()
+
     def _admit(self) -> None:
         """Raise unless a job may wait here: the pool is open and alive, and the queue has room."""
         if self._closed:
@@ -691,7 +694,6 @@ class SlotPool:
 
     async def close(self) -> None:
         """Destroy every instance, idle or busy; waiting jobs get SandboxError."""
-        self._closed = True
         self._closing.set()
         self._idle.put_nowait(None)
         if self._tasks:  # recycles see _closed and stop; a start in flight is bounded by start_timeout_s

@@ -13,8 +13,9 @@ and friends in ``/proc/self/mountinfo``, a cgroup v1 path in ``/proc/self/cgroup
 default hostname is the id's first 12 digits), which the engine must know as a running container with our
 hostname; anywhere else (a host, a pod whose sidecar engine does not run it) the owner is a host owner.
 
-Whether an owner is alive (``owner_alive``): a host owner of this host, or a container owner in our own
-container, while its pid still has its start time; a container owner in another container of the engine while
+Whether an owner is alive (``owner_alive``): a host owner of this host seen from the host, or a container owner
+in our own container, while its pid still has its start time (a host owner seen from a container, which has a pid
+namespace of its own, cannot be checked); a container owner in another container of the engine while
 that container runs (a container restarted in place reaps its predecessor's leftovers itself: it sees their pid
 no longer has its start time); an owner on another host cannot be checked from here, so it is left alone. A
 service that crashed, or was killed with SIGKILL, leaves its containers behind; the next backend that starts on
@@ -113,7 +114,9 @@ def owner_alive(owner: Owner, here: Owner, client: Any | None = None) -> bool:
     """Whether ``owner`` still runs, as seen by ``here`` (this process) through ``client``'s engine; when it
     cannot be told (another host, no engine, an engine that does not answer), assume it does."""
     if owner.container is None:
-        return owner.host != here.host or _process_alive(owner)
+        # Only a process outside every container shares the host's pid namespace: from a container (even one with
+        # the host's hostname, as network_mode: host gives it) a host owner cannot be checked.
+        return owner.host != here.host or here.container is not None or _process_alive(owner)
     if owner.container == here.container:  # our own container: one pid namespace
         return _process_alive(owner)
     return client is None or _container_running(client, owner.container)
@@ -185,10 +188,13 @@ def reap_orphans(client: Any, here: Owner | None = None) -> int:
     """
     here = here or current_owner()
     removed = 0
+    alive: dict[Owner, bool] = {}  # an owner has many containers (every slot, its claim): one check per owner
     # the low-level list: one request (containers.list() inspects each one, and races with their removal)
     for container in client.api.containers(all=True, filters={"label": f"{SANDBOX_LABEL}=1"}):
         owner = Owner.parse((container.get("Labels") or {}).get(OWNER_LABEL, ""))
-        if owner is not None and owner_alive(owner, here, client):
+        if owner is not None and owner not in alive:
+            alive[owner] = owner_alive(owner, here, client)
+        if owner is not None and alive[owner]:
             continue
         removed += remove_container(client, container["Id"])
     return removed

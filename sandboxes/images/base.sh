@@ -19,9 +19,12 @@ set -euo pipefail
 
 IMAGE="${1:-rlvr-base:bookworm}"
 SUITE=bookworm
-DEFAULT_PACKAGES="python3 python3-venv ca-certificates gcc g++ libc6-dev openjdk-17-jdk-headless nodejs golang-go rustc"
+DEFAULT_PACKAGES="python3 gcc g++ libc6-dev openjdk-17-jdk-headless nodejs golang-go rustc"
+# Whatever the toolchains: python3 runs the sandbox runner, python3-venv the service image's build, and
+# ca-certificates takes the host's CAs (update-ca-certificates, below).
+ALWAYS="python3 python3-venv ca-certificates"
 HOST_CA_DIR=/usr/local/share/ca-certificates
-PACKAGES="${RLVR_IMAGE_PACKAGES:-$DEFAULT_PACKAGES} ${RLVR_IMAGE_EXTRA_PACKAGES:-}"
+PACKAGES="$ALWAYS ${RLVR_IMAGE_PACKAGES:-$DEFAULT_PACKAGES} ${RLVR_IMAGE_EXTRA_PACKAGES:-}"
 
 host_mirror() {
     grep -hoE '^(URIs:|deb) +https?://[^ ]+/debian/?( |$)' /etc/apt/sources.list /etc/apt/sources.list.d/* 2>/dev/null \

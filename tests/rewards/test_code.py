@@ -49,6 +49,7 @@ from sandboxes.base import (
     Sandbox,
     SandboxError,
     SandboxJobFailed,
+    SandboxLost,
     SandboxOverloaded,
     SandboxUnavailable,
 )
@@ -651,6 +652,8 @@ class ScriptedSandbox:
 PASSED = JobResult(compile=None, runs=[ExecResult(status=RunStatus.OK, stdout="3\n")])
 LOST_RUN = JobResult(compile=None, runs=[ExecResult(status=RunStatus.SANDBOX_ERROR, message="cannot start")])
 DIED = SandboxJobFailed("the runner is gone")
+LOST = SandboxLost("the container was removed from outside")
+DIED_LOOKING_LOST = SandboxJobFailed("lost: the runner is gone")  # a failure's text never makes it a loss
 
 RETRIES = [
     pytest.param([PASSED], 1.0, None, 1, id="no_failure_no_retry"),
@@ -658,6 +661,10 @@ RETRIES = [
     pytest.param([LOST_RUN, PASSED], 1.0, None, 2, id="sandbox_error_run_retried"),
     pytest.param([DIED, DIED], 0.0, None, 2, id="died_twice_is_the_programs_fault"),
     pytest.param([LOST_RUN, DIED], 0.0, None, 2, id="two_different_failures"),
+    pytest.param([LOST, PASSED], 1.0, None, 2, id="lost_once_retried"),
+    pytest.param([LOST, DIED], None, FailureKind.SANDBOX_ERROR, 2, id="lost_then_died_is_ours_masked"),
+    pytest.param([DIED, LOST], None, FailureKind.SANDBOX_ERROR, 2, id="died_then_lost_is_ours_masked"),
+    pytest.param([DIED_LOOKING_LOST, DIED_LOOKING_LOST], 0.0, None, 2, id="a_failure_worded_as_lost_is_not"),
     pytest.param([SandboxError("the pool is closed")], None, FailureKind.SANDBOX_ERROR, 1, id="pool_closed_masks"),
     pytest.param([SandboxUnavailable("no engine")], None, FailureKind.NO_SANDBOX, 1, id="no_sandbox_masks"),
 ]

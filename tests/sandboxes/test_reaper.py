@@ -78,6 +78,8 @@ HOST = socket.gethostname()
         pytest.param(Owner(HOST, ME.pid, ME.start_ticks + 1), ME, None, False, id="host_owner_pid_recycled"),
         pytest.param(Owner(HOST, -1, 1), ME, None, False, id="host_owner_gone"),
         pytest.param(Owner("elsewhere", -1, 1), ME, None, True, id="host_owner_elsewhere_cannot_be_checked"),
+        # a container with the host's hostname (network_mode: host) has a pid namespace of its own
+        pytest.param(Owner(HOST, -1, 1), Owner(HOST, 1, 1, ID), None, True, id="host_owner_seen_from_a_container"),
         pytest.param(Owner("", *ALIVE_HERE, ID), Owner(HOST, 1, 1, ID), None, True, id="our_container_running"),
         pytest.param(Owner("", -1, 1, ID), Owner(HOST, 1, 1, ID), None, False, id="our_container_process_gone"),
         pytest.param(Owner("", 1, 1, OTHER_ID), ME, FakeEngine({OTHER_ID: True}), True, id="other_container_runs"),
