@@ -29,6 +29,7 @@ COUNTED = frozenset(
         "compile_cache_evictions",
         "orphans_reaped",
         "kills",
+        "died_idle",
         "refused_batches",
         "refused_client_limit",
         "cut_at_shutdown",

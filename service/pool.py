@@ -139,7 +139,8 @@ class WorkerPool:
         self._seq = itertools.count()
         self._ids = itertools.count()
         self._busy = 0
-        self.kills = 0
+        self.kills = 0  # workers that died or hung under a task
+        self.died_idle = 0  # workers found dead between tasks (killed from outside, OOM): replaced, nothing lost
         self._closed = False
 
     # -- lifecycle -------------------------------------------------------------------------------------------
@@ -203,6 +204,7 @@ class WorkerPool:
             "busy": self._busy,
             "queued_chunks": self._queue.qsize(),
             "kills": self.kills,
+            "died_idle": self.died_idle,
             "worker_rss_bytes": {str(slot): w.rss_bytes() for slot, w in enumerate(self._workers) if w is not None},
         }
 
@@ -237,6 +239,7 @@ class WorkerPool:
         try:
             proc.conn.send([p.task for p in items])
         except OSError:  # the worker died while idle: replace it and give the chunk to the next free worker
+            self.died_idle += 1
             self._workers[slot] = None
             await asyncio.to_thread(proc.kill)
             self._queue.put_nowait(_Chunk(0, next(self._seq), items))

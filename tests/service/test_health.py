@@ -31,6 +31,7 @@ def test_operational_endpoints(live_service: LiveService, path: str, status: int
     ("family", "kind"),
     [
         pytest.param("rlvr_pool_kills", "counter", id="worker_kills"),
+        pytest.param("rlvr_pool_died_idle", "counter", id="workers_died_idle"),
         pytest.param("rlvr_pool_busy", "gauge", id="busy_workers"),
         pytest.param("rlvr_batches_refused_client_limit", "counter", id="refused_per_client"),
         pytest.param("rlvr_batches_cut_at_shutdown", "counter", id="cut_at_shutdown"),

@@ -94,6 +94,17 @@ async def test_a_worker_killed_from_outside_mid_batch_costs_no_item(pool: Worker
     assert pool.kills == len(victims)
 
 
+async def test_a_worker_killed_while_idle_is_replaced_and_counted(pool: WorkerPool) -> None:
+    assert [r.score for r in await pool.run([spec("stuck", c) for c in ["a", "bb"]])] == [1.0, 2.0]  # both spawned
+    victims = [w.process for w in pool._workers if w is not None]
+    for victim in victims:
+        os.kill(victim.pid, signal.SIGKILL)
+        await asyncio.to_thread(victim.join, 30)  # dead before the next batch reaches it
+    results = await pool.run([spec("stuck", c) for c in ["ccc", "dddd", "eeeee", "ffffff"]])
+    assert [(r.status, r.score) for r in results] == [("ok", 3.0), ("ok", 4.0), ("ok", 5.0), ("ok", 6.0)]
+    assert (pool.kills, pool.died_idle) == (0, len(victims))
+
+
 async def test_close_ends_a_driver_that_swallowed_a_cancel(pool: WorkerPool) -> None:
     """Python 3.11's wait_for can swallow a cancel that races with a worker's answer: close() must not hang."""
 
