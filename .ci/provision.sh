@@ -5,9 +5,9 @@
 #
 # Installs docker.io, bubblewrap, debootstrap and docker-compose (Debian's Compose v1) with apt-get when
 # missing, starts dockerd when no engine answers (there may be no init system: it is started in the background,
-# logging to /var/log/dockerd.log), waits until `docker info` works, then builds the runtime image with
-# sandboxes/images/build.sh (which needs no image registry: it falls back to a Debian base made with
-# debootstrap).
+# logging to /var/log/dockerd.log), waits until `docker info` works, builds the Debian base rlvr-base:bookworm
+# with debootstrap (sandboxes/images/base.sh; skipped when RLVR_BASE_IMAGE names another base), then the runtime
+# image on it with sandboxes/images/build.sh. No image registry is needed.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -64,4 +64,9 @@ start_dockerd() {
 need_root
 install_missing_packages
 start_dockerd
+# The offline Debian base, always (a no-op when its recipe is unchanged): the compose and monitoring tests build
+# their images on it unless RLVR_BASE_IMAGE names another, even where build.sh could use python:3.12-slim.
+if [ -z "${RLVR_BASE_IMAGE:-}" ]; then
+    "$REPO/sandboxes/images/base.sh" rlvr-base:bookworm
+fi
 "$REPO/sandboxes/images/build.sh"

@@ -12,12 +12,12 @@ from __future__ import annotations
 import statistics
 import time
 
-from tests.load.conftest import SANDBOXED, LoadService
+from tests.load.conftest import SANDBOXED, WORKERS, LoadService
 from tests.load.test_soak import BATCHES, CACHE_SIZE, CLIENTS, WARMUP_BATCHES, _drive
 
 
 def main() -> None:
-    service = LoadService(*SANDBOXED, "--cache-size", str(CACHE_SIZE))
+    service = LoadService(*WORKERS, *SANDBOXED, "--cache-size", str(CACHE_SIZE))
     service.start()
     try:
         assert _drive(service, "warmup", WARMUP_BATCHES) == []

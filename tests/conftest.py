@@ -24,7 +24,6 @@ def missing_backend(reason: str) -> None:
 # -- a live rlvr service, shared by the service and SDK tests --------------------------------------------------
 
 import contextlib  # noqa: E402
-import re  # noqa: E402
 import signal  # noqa: E402
 import socket  # noqa: E402
 import subprocess  # noqa: E402
@@ -42,6 +41,19 @@ import httpx  # noqa: E402
 class LiveService:
     url: str
     app: object
+
+
+def scored_per_checker(url: str) -> dict[str, float]:
+    """``rlvr_items_total`` of the service at ``url``, summed over statuses, per checker: one per component of
+    every item it has scored."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    counts: dict[str, float] = {}
+    for family in text_string_to_metric_families(httpx.get(f"{url}/metrics", timeout=30).text):
+        for sample in family.samples:
+            if sample.name == "rlvr_items_total":
+                counts[sample.labels["checker"]] = counts.get(sample.labels["checker"], 0.0) + sample.value
+    return counts
 
 
 def _free_port() -> int:
@@ -88,8 +100,6 @@ def live_service() -> Iterator[LiveService]:
 @pytest.fixture(scope="module")
 def sandboxed(live_service: LiveService) -> LiveService:
     """The shared live service, when it found a code sandbox (a skip locally, a failure in CI otherwise)."""
-    import httpx
-
     sandbox = httpx.get(f"{live_service.url}/readyz").json()["sandbox"]
     if not sandbox["available"]:
         missing_backend(f"the service found no code sandbox ({sandbox['reason']})")
@@ -144,8 +154,7 @@ class ServiceProcess:
 
     def items_scored(self) -> int:
         """Component results this process has produced so far (from its /metrics)."""
-        text = httpx.get(f"{self.url}/metrics").text
-        return int(sum(float(v) for v in re.findall(r"^rlvr_items_total\{[^}]*\} ([0-9.e+]+)$", text, re.M)))
+        return int(sum(scored_per_checker(self.url).values()))
 
     def _ready(self) -> bool:
         try:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import secrets
 import shutil
 import subprocess
@@ -24,7 +23,7 @@ import pytest
 import yaml
 
 from rlvr import ScoreResult
-from tests.conftest import _free_port, missing_backend
+from tests.conftest import _free_port, missing_backend, scored_per_checker
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -177,15 +176,7 @@ def test_compose_up_serves_a_mixed_batch_through_the_published_port(stack: Stack
     assert got == pytest.approx(EXPECTED), [r.model_dump() for r in result.results]
     assert not any(r.mask for r in result.results)
 
-    metrics = httpx.get(f"{stack.url}/metrics").text
-    counted = {
-        checker: sum(
-            float(v)
-            for v in re.findall(rf'^rlvr_items_total\{{[^}}]*checker="{checker}"[^}}]*\}} (\S+)$', metrics, re.M)
-        )
-        for checker in ("math", "format", "language", "code")
-    }
-    assert counted == {"math": 3.0, "format": 4.0, "language": 1.0, "code": 2.0}
+    assert scored_per_checker(stack.url) == {"math": 3.0, "format": 4.0, "language": 1.0, "code": 2.0}
 
     assert stack.health() == "healthy"  # the image's HEALTHCHECK, as Docker sees it
 

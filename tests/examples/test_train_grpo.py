@@ -16,11 +16,9 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import REQUIRE_SANDBOXES, LiveService, start_service, stop_service
+from tests.conftest import REQUIRE_SANDBOXES, LiveService, scored_per_checker, start_service, stop_service
 
 pytestmark = pytest.mark.slow
 
@@ -59,17 +57,6 @@ def service() -> Iterator[LiveService]:
     stop_service(server, thread)
 
 
-def items_scored(service: LiveService) -> dict[str, float]:
-    """``rlvr_items_total`` summed over statuses, per checker: one per component of every item scored."""
-    counts: dict[str, float] = {}
-    for family in text_string_to_metric_families(httpx.get(f"{service.url}/metrics").text):
-        for sample in family.samples:
-            if sample.name == "rlvr_items_total":
-                checker = sample.labels["checker"]
-                counts[checker] = counts.get(checker, 0.0) + sample.value
-    return counts
-
-
 def train(service: LiveService, output_dir: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, str(SCRIPT), "--model", "tiny", "--dataset", str(DATASET), "--url", service.url]
     command += ["--max-steps", str(STEPS), "--num-generations", str(NUM_GENERATIONS)]
@@ -92,7 +79,7 @@ def test_two_grpo_steps_scored_by_rlvr(
     service: LiveService, tmp_path: Path, flags: tuple[str, ...], reward_keys: list[str]
 ) -> None:
     trainer_deps_missing()
-    before = items_scored(service)
+    before = scored_per_checker(service.url)
 
     run = train(service, tmp_path, *flags)
 
@@ -109,6 +96,6 @@ def test_two_grpo_steps_scored_by_rlvr(
         assert {"rlvr/math/mean", "rlvr/format/mean", "rlvr/no_signal_frac"} <= entry.keys(), sorted(entry)
         assert entry["rlvr/masked_frac"] == 0.0  # every answer parses: nothing may be masked
 
-    after = items_scored(service)
+    after = scored_per_checker(service.url)
     scored = {checker: after.get(checker, 0.0) - before.get(checker, 0.0) for checker in R1_MATH_CHECKERS}
     assert scored == dict.fromkeys(R1_MATH_CHECKERS, float(COMPLETIONS))

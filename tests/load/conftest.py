@@ -97,6 +97,7 @@ def docker_client() -> Iterator[Any]:
         client.close()
 
 
+WORKERS = ("--workers", "2")  # every load service's CPU workers, whatever the machine's cores
 SANDBOXED = ("--sandbox-backend", "docker", "--sandbox-pool-size", "2")
 
 
@@ -108,7 +109,7 @@ def start() -> Iterator[Callable[..., LoadService]]:
     made: list[LoadService] = []
 
     def started(*flags: str) -> LoadService:
-        service = LoadService("--workers", "2", *flags)
+        service = LoadService(*WORKERS, *flags)
         made.append(service)
         service.start()
         sandbox = service.readyz()["sandbox"]

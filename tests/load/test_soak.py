@@ -32,8 +32,8 @@ CACHE_SIZE = 256
 # Memory after the soak may exceed memory after the warm-up by 10%, plus this much: the tree is five Python
 # processes (server, forkserver, resource tracker, 2 workers), and CPython's and glibc's allocators keep freed
 # arenas, so each reading moves by a few MB on a service that leaks nothing. A leak is far above it: 40 batches x
-# 16 clients are ~7,700 items (the default), and ~6 kB kept per item (a result, a request body) is ~50 MB, past
-# the bound (10% of the ~290 MB tree + 20 MB); with RLVR_SOAK_BATCHES=100, ~2.5 kB per item.
+# 16 clients are ~7,700 items (the default), and ~7 kB kept per item (a result, a request body) is ~54 MB, past
+# the bound (10% of the ~290 MB tree + 20 MB = ~49 MB); with RLVR_SOAK_BATCHES=100 (~19,000 items), ~3 kB.
 SLACK_MB = 20.0
 
 PHASES = ["warmup", "soak"]  # every phase's items are new to the cache

@@ -147,23 +147,16 @@ def test_a_replica_killed_while_a_batch_is_spread_over_two_is_routed_around(serv
 
 
 def test_two_replicas_share_a_batch(live_service: LiveService) -> None:
-    from tests.conftest import start_service, stop_service
+    from tests.conftest import scored_per_checker, start_service, stop_service
 
     other, server, thread = start_service(workers=1, sandbox={"backend": "none"})
     try:
         with RewardClient([live_service.url, other.url], rewards={"math": {}}, batch_size=8) as client:
             result = client.score(mixed_items(64))
         assert result.rewards == expected_rewards(64)
-        assert _scored(other) > 0
+        assert sum(scored_per_checker(other.url).values()) > 0
     finally:
         stop_service(server, thread)
-
-
-def _scored(service: LiveService) -> float:
-    import httpx
-
-    text = httpx.get(f"{service.url}/metrics").text
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("rlvr_items_total{"))
 
 
 def test_profiles_lists_the_server_profiles(live_service: LiveService) -> None:
