@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from rlvr._exceptions import APIError, OverloadedError, RequestTimeout, TransportError
 from rlvr.config import Retries, Timeouts
-from rlvr.types import ScoreResult, group_stats, grpo_advantages
+from rlvr.types import ScoreResult, group_stats, grpo_advantages, merge_spec
 
 __all__ = ["BaseClient", "Item", "RewardSpec", "merged_spec"]
 
@@ -281,13 +281,7 @@ def merged_spec(
     ``/v1/score`` merges them: per checker and per setting, a None override dropping its checker."""
     if profile is not None and profile not in profiles:
         raise ValueError(f"the server has no profile {profile!r}; it has {sorted(profiles)}")
-    merged = {name: dict(settings or {}) for name, settings in (profiles[profile] if profile else {}).items()}
-    for name, override in (rewards or {}).items():
-        if override is None:
-            merged.pop(name, None)
-        else:
-            merged[name] = {**merged.get(name, {}), **override}
-    return merged
+    return merge_spec(profiles[profile] if profile is not None else {}, rewards)
 
 
 def _item(item: Item, index: int) -> dict[str, Any]:

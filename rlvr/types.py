@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["Component", "GroupStats", "ItemResult", "ScoreResult", "group_stats"]
+__all__ = ["Component", "GroupStats", "ItemResult", "ScoreResult", "group_stats", "merge_spec"]
 
 
 class _Model(BaseModel):
@@ -92,3 +92,17 @@ def grpo_advantages(
             g = stats[group]
             out.append((reward - (g.mean or 0.0)) / ((g.std or 0.0) + eps))
     return out
+
+
+def merge_spec(
+    base: Mapping[str, Mapping[str, Any] | None], overrides: Mapping[str, Mapping[str, Any] | None] | None
+) -> dict[str, dict[str, Any]]:
+    """``overrides`` on top of ``base``, per checker and per setting; a None override drops that checker. The
+    service's definition (a profile with a request's ``rewards``), so that the SDK's view of it cannot differ."""
+    merged = {name: dict(settings or {}) for name, settings in base.items()}
+    for name, override in (overrides or {}).items():
+        if override is None:
+            merged.pop(name, None)
+        else:
+            merged[name] = {**merged.get(name, {}), **override}
+    return merged

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from rewards import CHECKERS, Checker, CheckerSettings, UnknownChecker, load_checker
+from rlvr.types import merge_spec
 from service.models import RewardSpec, SpecOverrides
 
 __all__ = [
@@ -145,17 +146,6 @@ class Resolver:
         if len(self._planned) < 4096:
             self._planned[key] = planned
         return planned
-
-
-def merge_spec(base: RewardSpec, overrides: SpecOverrides | None) -> RewardSpec:
-    """`overrides` on top of `base`, per checker and per setting; a `None` override drops that checker."""
-    merged = dict(base)
-    for name, override in (overrides or {}).items():
-        if override is None:
-            merged.pop(name, None)
-        else:
-            merged[name] = {**base.get(name, {}), **override}
-    return merged
 
 
 def plan_checker(loc: list[str | int], name: str, raw: dict[str, Any]) -> Planned:
